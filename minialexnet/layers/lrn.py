@@ -1,0 +1,129 @@
+"""Local response normalization across channels (AlexNet §3.3).
+
+Shapes: x (N, C, H, W) -> out (N, C, H, W).
+
+    out[c] = x[c] / s[c]**beta,   s[c] = k + a * sum_{j in window(c)} x[j]**2,
+    window(c) = max(0, c - n//2) .. min(C - 1, c + n//2)      (truncated at the edge channels)
+
+(every term at the same n, h, w). The paper's constants: n=5, k=2, alpha=1e-4, beta=0.75.
+
+The alpha convention — an explicit switch, because the implementations disagree:
+    ``convention="paper"``:  a = alpha          (the formula as printed in the paper)
+    ``convention="caffe"``:  a = alpha / n      (Caffe and PyTorch's ``nn.LocalResponseNorm``;
+                                                 both also default to k=1)
+The same alpha=1e-4 is therefore 5x weaker under "caffe" than under "paper".
+
+Backward, derived. Write r[c] = s[c]**-beta, so out[c] = x[c] * r[c]. The window relation is
+symmetric (j in window(i) <=> i in window(j), since both mean |i - j| <= n//2), so
+    d out[i] / d x[j] = [i == j] * r[i]
+                        - 2 * a * beta * x[i] * x[j] * s[i]**(-beta - 1) * [|i - j| <= n//2]
+and with g = dL/dout,
+    dL/dx[j] = g[j] * r[j]  -  2 * a * beta * x[j] * sum_{i in window(j)} g[i] * out[i] / s[i].
+The second term is the same windowed channel sum as the forward's, applied to g * out / s.
+Expected gradient-check relative error in float64: below 1e-8.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from .base import Layer, check_positive_int
+
+Convention = Literal["paper", "caffe"]
+
+
+def channel_window_sum(a: np.ndarray, n: int) -> np.ndarray:
+    """sum_{j = c - n//2 .. c + n//2, 0 <= j < C} a[:, j] for every channel c of an NCHW array.
+
+    n shifted adds of whole channel blocks: no loop over pixels, and the edge channels simply
+    have fewer terms (the truncated window), exactly as the formula says.
+    """
+    half = n // 2
+    C = a.shape[1]
+    total = a.copy()
+    for shift in range(1, half + 1):
+        if shift >= C:
+            break
+        total[:, shift:] += a[:, :-shift]  # the neighbour `shift` channels below
+        total[:, :-shift] += a[:, shift:]  # the neighbour `shift` channels above
+    return total
+
+
+def lrn_forward(
+    x: np.ndarray, n: int, k: float, a: float, beta: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return (out, s) with ``a`` the effective alpha (already divided by n if so chosen)."""
+    s = channel_window_sum(x * x, n)
+    s *= x.dtype.type(a)
+    s += x.dtype.type(k)
+    out = x * s ** x.dtype.type(-beta)
+    return out, s
+
+
+def lrn_backward(
+    dout: np.ndarray, x: np.ndarray, out: np.ndarray, s: np.ndarray, n: int, a: float, beta: float
+) -> np.ndarray:
+    """dL/dx from dL/dout and the forward's x, out and s (see the module docstring)."""
+    t = x.dtype.type
+    window = channel_window_sum(dout * out / s, n)
+    return dout * s ** t(-beta) - t(2 * a * beta) * x * window
+
+
+class LocalResponseNorm(Layer):
+    """LRN across channels with window ``size`` (odd), ``alpha``, ``beta``, ``k``, ``convention``.
+
+    Defaults are the paper's: size=5, alpha=1e-4, beta=0.75, k=2, convention="paper".
+    For PyTorch/Caffe behaviour pass ``convention="caffe"`` (and k=1 for their default).
+    """
+
+    def __init__(
+        self,
+        size: int = 5,
+        alpha: float = 1e-4,
+        beta: float = 0.75,
+        k: float = 2.0,
+        convention: Convention = "paper",
+    ) -> None:
+        super().__init__()
+        self.size = check_positive_int(self.name, "size", size)
+        if self.size % 2 == 0:
+            # An even window has no centre channel; the paper's formula is written for odd n.
+            raise ValueError(f"{self.name}: size must be odd (a window centred on c), got {size}")
+        if convention not in ("paper", "caffe"):
+            raise ValueError(
+                f"{self.name}: convention must be 'paper' (alpha as written) or 'caffe' "
+                f"(alpha / size, as Caffe and PyTorch), got {convention!r}"
+            )
+        for argument, value in (("alpha", alpha), ("beta", beta), ("k", k)):
+            if not np.isfinite(value) or value < 0:
+                raise ValueError(f"{self.name}: {argument} must be finite and >= 0, got {value}")
+        if k == 0 and alpha == 0:
+            raise ValueError(f"{self.name}: k and alpha cannot both be 0 (division by zero)")
+        self.alpha, self.beta, self.k, self.convention = (
+            float(alpha),
+            float(beta),
+            float(k),
+            convention,
+        )
+
+    @property
+    def effective_alpha(self) -> float:
+        """The ``a`` that multiplies the window sum: alpha, or alpha / size under "caffe"."""
+        return self.alpha if self.convention == "paper" else self.alpha / self.size
+
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        out, s = lrn_forward(x, self.size, self.k, self.effective_alpha, self.beta)
+        self._cache = (x, out, s)
+        return out
+
+    def _backward(self, dout: np.ndarray) -> np.ndarray:
+        x, out, s = self._cache
+        return lrn_backward(dout, x, out, s, self.size, self.effective_alpha, self.beta)
+
+    def __repr__(self) -> str:
+        return (
+            f"LocalResponseNorm(size={self.size}, alpha={self.alpha}, beta={self.beta}, "
+            f"k={self.k}, convention={self.convention!r})"
+        )

@@ -1,0 +1,95 @@
+"""Max pooling, overlapping (AlexNet's 3x3 windows at stride 2) or not (2x2 at stride 2).
+
+Shapes
+    x    (N, C, H, W)
+    out  (N, C, OH, OW)   OH = (H - K) // S + 1,  OW = (W - K) // S + 1   (no padding, as AlexNet)
+
+    out[n, c, i, j] = max_{u, v < K} x[n, c, i*S + u, j*S + v]
+
+Backward: the max is a selector, so dL/dout[n, c, i, j] goes to the one input pixel that won
+the window and nothing goes anywhere else. When windows overlap, one pixel can win several
+windows and collects the sum of their gradients.
+
+**Tie rule**: when several pixels of a window share the maximum, the first one in row-major
+window order (smallest u, then smallest v) takes the whole gradient, as PyTorch's CPU kernel
+does. The gradient is then a valid subgradient; the finite difference at an exact tie is not
+defined, which is why gradient checks use random inputs.
+
+The forward never loops over windows: it walks the K*K offsets (u, v), each a strided view of
+x the size of the output, keeping a running max and which offset holds it (``argmax``, one byte
+per output). The backward walks the same offsets and adds the gradient where ``argmax``
+matches. Expected gradient-check relative error in float64: below 1e-9.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Layer, Shape, check_positive_int
+from .conv import output_size
+
+
+def window_offset_view(x: np.ndarray, u: int, v: int, S: int, OH: int, OW: int) -> np.ndarray:
+    """x[:, :, u + S*i, v + S*j] for all output positions (i, j): a view, no copy."""
+    return x[:, :, u : u + S * (OH - 1) + 1 : S, v : v + S * (OW - 1) + 1 : S]
+
+
+def maxpool_forward(x: np.ndarray, K: int, S: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return (out, argmax): the window maxima and, per output, the offset u*K + v that won."""
+    H, W = x.shape[2:]
+    OH, OW = (H - K) // S + 1, (W - K) // S + 1
+    out = window_offset_view(x, 0, 0, S, OH, OW).copy()
+    argmax = np.zeros(out.shape, dtype=np.uint8)
+    better = np.empty(out.shape, dtype=bool)
+    for k in range(1, K * K):
+        candidate = window_offset_view(x, k // K, k % K, S, OH, OW)
+        np.greater(candidate, out, out=better)  # strictly greater: earlier offsets win ties
+        np.copyto(out, candidate, where=better)
+        argmax[better] = k
+    return out, argmax
+
+
+def maxpool_backward(
+    dout: np.ndarray, argmax: np.ndarray, x_shape: Shape, K: int, S: int
+) -> np.ndarray:
+    """Route each dout entry to the pixel that won its window (summing where windows overlap)."""
+    _, _, OH, OW = dout.shape
+    dx = np.zeros(x_shape, dtype=dout.dtype)
+    routed = np.empty_like(dout)
+    for k in range(K * K):
+        np.multiply(dout, argmax == k, out=routed)
+        window_offset_view(dx, k // K, k % K, S, OH, OW)[...] += routed
+    return dx
+
+
+class MaxPool2d(Layer):
+    """Max pooling with a square ``kernel_size`` window moved by ``stride``, no padding."""
+
+    def __init__(self, kernel_size: int = 3, stride: int = 2) -> None:
+        super().__init__()
+        self.kernel_size = check_positive_int(self.name, "kernel_size", kernel_size)
+        self.stride = check_positive_int(self.name, "stride", stride)
+        if self.kernel_size > 16:  # argmax stores the winning offset in one byte: K*K <= 256
+            raise ValueError(f"{self.name}: kernel_size must be <= 16, got {kernel_size}")
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        super().check_input_shape(in_shape)
+        K, S = self.kernel_size, self.stride
+        OH = output_size(self.name, in_shape[1], K, S, 0, "height")
+        OW = output_size(self.name, in_shape[2], K, S, 0, "width")
+        return (in_shape[0], OH, OW)
+
+    def check_input_shape(self, in_shape: Shape) -> None:
+        self.output_shape(in_shape)
+
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        out, argmax = maxpool_forward(x, self.kernel_size, self.stride)
+        self._cache = (argmax, x.shape)
+        return out
+
+    def _backward(self, dout: np.ndarray) -> np.ndarray:
+        argmax, x_shape = self._cache
+        return maxpool_backward(dout, argmax, x_shape, self.kernel_size, self.stride)
+
+    def __repr__(self) -> str:
+        return f"MaxPool2d(kernel_size={self.kernel_size}, stride={self.stride})"

@@ -1,0 +1,243 @@
+"""A Sequential container and the AlexNet variants built with it.
+
+Variants (``build_alexnet(variant)``), each with its input size stated — the paper's "224" does
+not fit its own conv1 ((224 - 11) / 4 + 1 = 54.25), so every implementation picked a fix:
+
+=============  =======  ========================================================================
+variant        input    what it is
+=============  =======  ========================================================================
+ungrouped      227      Caffe's fix (227, no padding); 96/256/384/384/256 with no groups:
+                        the "62.3M parameters" AlexNet. Paper layer order conv-ReLU-LRN-pool.
+paper          227      the same with groups=2 in conv2, conv4, conv5: the paper's two-GPU
+                        split, ~61.0M parameters (the abstract's "60 million").
+torchvision    224      torchvision's "one weird trick" net: 64/192/384/256/256, conv1 padding
+                        2, no LRN, no groups, inverted dropout before fc6 and fc7. (torchvision's
+                        adaptive average pool is the identity at 224 input and is left out.)
+mini           32x32    the same 5-conv + 3-FC shape, narrowed for CIFAR-sized images: trains on
+                        a laptop CPU in minutes.
+mini64         64x64    ``mini`` with a stride-2 conv1, for 64x64 images.
+=============  =======  ========================================================================
+
+Dropout in the paper-style variants follows the paper: after fc6's and fc7's ReLU, with the
+paper's test-time scaling (``mode="paper"``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from .layers import (
+    Conv2d,
+    Dropout,
+    Flatten,
+    Layer,
+    Linear,
+    LocalResponseNorm,
+    MaxPool2d,
+    ReLU,
+)
+from .layers.base import FLOAT_DTYPES, Shape, check_array
+
+
+class Sequential:
+    """Layers applied in order, addressable by name; parameters named ``"<layer>.<param>"``.
+
+    The constructor runs ``output_shape`` through every layer, so a network whose layers do not
+    fit together fails when it is built, naming the layer, not halfway through a forward pass.
+    """
+
+    def __init__(self, layers: Iterable[tuple[str, Layer]], input_shape: Shape, name: str = "net"):
+        self.name = name
+        self.layers: dict[str, Layer] = {}
+        self.input_shape = tuple(int(s) for s in input_shape)
+        self.shapes: dict[str, Shape] = {}  # per-image output shape of each layer
+        shape = self.input_shape
+        for layer_name, layer in layers:
+            if layer_name in self.layers:
+                raise ValueError(f"{name}: duplicate layer name {layer_name!r}")
+            layer.name = layer_name
+            shape = layer.output_shape(shape)
+            self.layers[layer_name] = layer
+            self.shapes[layer_name] = shape
+        if not self.layers:
+            raise ValueError(f"{name}: a Sequential needs at least one layer")
+        # Nothing upstream of the first layer wants a gradient: skip its dL/dx (conv1's col2im).
+        next(iter(self.layers.values())).needs_input_grad = False
+
+    # -- forward and backward -----------------------------------------------------------
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """(N, *input_shape) -> the last layer's output (logits, (N, classes))."""
+        check_array(
+            self.name,
+            "x",
+            x,
+            ndim=len(self.input_shape) + 1,
+            axes="NCHW",
+            expected_dtype=self.dtype,
+        )
+        if x.shape[1:] != self.input_shape:
+            raise ValueError(
+                f"{self.name}: x must have per-image shape {self.input_shape}, got {x.shape[1:]}"
+            )
+        for layer in self.layers.values():
+            x = layer.forward_unchecked(x)
+        return x
+
+    def backward(self, dout: np.ndarray) -> None:
+        """Backpropagate dL/d(output) through every layer, filling each layer's ``grads``."""
+        layers = list(self.layers.values())
+        dout = layers[-1].backward(dout)  # the public backward checks dout's shape and dtype once
+        for layer in reversed(layers[:-1]):
+            dout = layer._backward(dout)
+
+    # -- parameters ---------------------------------------------------------------------
+    def params(self) -> dict[str, np.ndarray]:
+        """Every parameter by name, e.g. ``"conv1.W"``: the arrays themselves, not copies."""
+        return {
+            f"{ln}.{pn}": p for ln, layer in self.layers.items() for pn, p in layer.params.items()
+        }
+
+    def grads(self) -> dict[str, np.ndarray]:
+        """Every gradient from the last backward, keyed like ``params()``."""
+        return {
+            f"{ln}.{pn}": g for ln, layer in self.layers.items() for pn, g in layer.grads.items()
+        }
+
+    def num_params(self) -> int:
+        return sum(layer.num_params() for layer in self.layers.values())
+
+    @property
+    def dtype(self) -> np.dtype:
+        dtypes = {layer.dtype for layer in self.layers.values() if layer.dtype is not None}
+        return dtypes.pop() if len(dtypes) == 1 else np.dtype(np.float32)
+
+    def astype(self, dtype: type | np.dtype) -> Sequential:
+        """Convert every parameter to ``dtype`` in place (float64 for gradient checks)."""
+        if np.dtype(dtype) not in FLOAT_DTYPES:
+            raise TypeError(f"{self.name}: dtype must be float32 or float64, got {dtype}")
+        for layer in self.layers.values():
+            layer.astype(dtype)
+        return self
+
+    def train(self) -> Sequential:
+        for layer in self.layers.values():
+            layer.train()
+        return self
+
+    def eval(self) -> Sequential:
+        for layer in self.layers.values():
+            layer.eval()
+        return self
+
+    def __repr__(self) -> str:
+        rows = "\n".join(f"  ({n}): {layer!r}" for n, layer in self.layers.items())
+        return f"Sequential {self.name} input {self.input_shape}\n{rows}"
+
+
+# ----------------------------------------------------------------------------------------
+# The variants
+# ----------------------------------------------------------------------------------------
+VARIANTS = ("ungrouped", "paper", "torchvision", "mini", "mini64")
+
+# name: (input size, [(out channels, kernel, stride, padding, groups) for conv1..conv5],
+#        fc hidden width, LRN after conv1/conv2?, default classes)
+_SPECS: dict[str, tuple[int, list[tuple[int, int, int, int, int]], int, bool, int]] = {
+    "ungrouped": (
+        227,
+        [
+            (96, 11, 4, 0, 1),
+            (256, 5, 1, 2, 1),
+            (384, 3, 1, 1, 1),
+            (384, 3, 1, 1, 1),
+            (256, 3, 1, 1, 1),
+        ],
+        4096,
+        True,
+        1000,
+    ),
+    "paper": (
+        227,
+        [
+            (96, 11, 4, 0, 1),
+            (256, 5, 1, 2, 2),
+            (384, 3, 1, 1, 1),
+            (384, 3, 1, 1, 2),
+            (256, 3, 1, 1, 2),
+        ],
+        4096,
+        True,
+        1000,
+    ),
+    "torchvision": (
+        224,
+        [
+            (64, 11, 4, 2, 1),
+            (192, 5, 1, 2, 1),
+            (384, 3, 1, 1, 1),
+            (256, 3, 1, 1, 1),
+            (256, 3, 1, 1, 1),
+        ],
+        4096,
+        False,
+        1000,
+    ),
+    "mini": (
+        32,
+        [(32, 5, 1, 2, 1), (64, 5, 1, 2, 1), (96, 3, 1, 1, 1), (96, 3, 1, 1, 1), (64, 3, 1, 1, 1)],
+        256,
+        True,
+        10,
+    ),
+    "mini64": (
+        64,
+        [(32, 5, 2, 2, 1), (64, 5, 1, 2, 1), (96, 3, 1, 1, 1), (96, 3, 1, 1, 1), (64, 3, 1, 1, 1)],
+        256,
+        True,
+        10,
+    ),
+}
+
+
+def build_alexnet(
+    variant: str = "ungrouped",
+    *,
+    num_classes: int | None = None,
+    dtype: type | np.dtype = np.float32,
+    seed: int = 0,
+    dropout: float = 0.5,
+    lrn_convention: str = "paper",
+) -> Sequential:
+    """Build one of ``VARIANTS``: conv1..conv5 (ReLU; LRN after 1-2; max-pool 3/2 after 1, 2, 5),
+    then fc6, fc7 (ReLU + dropout) and fc8 giving logits. Weights are He-normal from ``seed``.
+    """
+    if variant not in _SPECS:
+        raise ValueError(f"build_alexnet: variant must be one of {VARIANTS}, got {variant!r}")
+    size, convs, hidden, use_lrn, default_classes = _SPECS[variant]
+    num_classes = default_classes if num_classes is None else num_classes
+    rng = np.random.default_rng(seed)
+    torchvision_style = variant == "torchvision"
+    dropout_mode = "inverted" if torchvision_style else "paper"
+
+    layers: list[tuple[str, Layer]] = []
+    channels = 3
+    for i, (out_ch, k, s, p, g) in enumerate(convs, start=1):
+        conv = Conv2d(channels, out_ch, k, s, p, g, rng=rng, dtype=dtype)
+        layers += [(f"conv{i}", conv), (f"relu{i}", ReLU())]
+        if use_lrn and i in (1, 2):
+            layers.append((f"norm{i}", LocalResponseNorm(convention=lrn_convention)))
+        if i in (1, 2, 5):
+            layers.append((f"pool{i}", MaxPool2d(3, 2)))
+        channels = out_ch
+    layers.append(("flatten", Flatten()))
+    features = Sequential(layers, (3, size, size))  # only to learn fc6's input width
+    (width,) = features.shapes["flatten"]
+    for i, out_features in ((6, hidden), (7, hidden)):
+        drop = (f"drop{i}", Dropout(dropout, mode=dropout_mode, seed=seed + i))
+        fc = (f"fc{i}", Linear(width, out_features, rng=rng, dtype=dtype))
+        relu = (f"relu{i}", ReLU())
+        layers += [drop, fc, relu] if torchvision_style else [fc, relu, drop]
+        width = out_features
+    layers.append(("fc8", Linear(width, num_classes, rng=rng, dtype=dtype)))
+    return Sequential(layers, (3, size, size), name=f"alexnet-{variant}")
