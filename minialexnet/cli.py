@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 from .model import VARIANTS
@@ -28,6 +29,36 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return run_bench(args.batch_sizes, repeats=args.repeats, compare_torch=not args.no_torch)
 
 
+def cmd_exercises(args: argparse.Namespace) -> int:
+    from .exercises import write_student_copy
+
+    try:
+        regions = write_student_copy(args.outdir, split_layers(args.layers))
+    except (ValueError, FileExistsError, FileNotFoundError) as error:
+        print(error, file=sys.stderr)
+        return 2
+    print(f"wrote a student copy to {args.outdir}: {len(regions)} regions replaced by hints")
+    for region in regions:
+        print(f"  {region.tag:<12} {region.path.name}:{region.begin + 1}  {region.task}")
+    return 0
+
+
+def cmd_grade(args: argparse.Namespace) -> int:
+    from .grade import grade, grade_table
+
+    try:
+        grades = grade(split_layers(args.layers))
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return 2
+    print(grade_table(grades))
+    return 0 if all(g.passed for g in grades) else 1
+
+
+def split_layers(text: str | None) -> list[str] | None:
+    return None if text is None else [name.strip() for name in text.split(",") if name.strip()]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m minialexnet",
@@ -47,6 +78,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=5, help="timed repeats per measurement")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     p.set_defaults(func=cmd_bench)
+
+    p = commands.add_parser("exercises", help="write a student copy with the layers blanked out")
+    p.add_argument("outdir", help="an empty or new folder for the student copy")
+    p.add_argument("--layers", help="comma-separated exercise tags (default: all), e.g. conv,pool")
+    p.set_defaults(func=cmd_exercises)
+
+    p = commands.add_parser(
+        "grade", help="grade each layer's forward and backward (exit 0: all pass)"
+    )
+    p.add_argument("--layers", help="comma-separated layers (default: all), e.g. conv,lrn")
+    p.set_defaults(func=cmd_grade)
     return parser
 
 

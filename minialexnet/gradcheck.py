@@ -146,6 +146,11 @@ def check_layer(
     A layer with randomness (Dropout) is reseeded before every forward, so the function being
     differentiated is one fixed mask.
     """
+    if x.dtype != np.float64 or layer.dtype not in (None, np.float64):
+        raise TypeError(
+            f"check_layer: finite differences need float64, got x {x.dtype} and {layer.name} "
+            f"parameters {layer.dtype}; call layer.astype(np.float64) and x.astype(np.float64)"
+        )
     rng = np.random.default_rng(seed)
     reseed = getattr(layer, "reseed", None)
 
@@ -190,6 +195,11 @@ def check_model(
 
     Dropout layers are reseeded before each forward, so each evaluation uses the same masks.
     """
+    if x.dtype != np.float64 or model.dtype != np.float64:
+        raise TypeError(
+            f"check_model: finite differences need float64, got x {x.dtype} and {model.name} "
+            f"parameters {model.dtype}; call model.astype(np.float64) and x.astype(np.float64)"
+        )
     rng = np.random.default_rng(seed)
     dropouts = [layer for layer in model.layers.values() if hasattr(layer, "reseed")]
 

@@ -37,6 +37,7 @@ from .layers import (
     LocalResponseNorm,
     MaxPool2d,
     ReLU,
+    Tanh,
 )
 from .layers.base import FLOAT_DTYPES, Shape, check_array
 
@@ -116,7 +117,7 @@ class Sequential:
     def astype(self, dtype: type | np.dtype) -> Sequential:
         """Convert every parameter to ``dtype`` in place (float64 for gradient checks)."""
         if np.dtype(dtype) not in FLOAT_DTYPES:
-            raise TypeError(f"{self.name}: dtype must be float32 or float64, got {dtype}")
+            raise TypeError(f"{self.name}: dtype must be float32 or float64, got {np.dtype(dtype)}")
         for layer in self.layers.values():
             layer.astype(dtype)
         return self
@@ -140,6 +141,7 @@ class Sequential:
 # The variants
 # ----------------------------------------------------------------------------------------
 VARIANTS = ("ungrouped", "paper", "torchvision", "mini", "mini64")
+_ACTIVATIONS: dict[str, type[Layer]] = {"relu": ReLU, "tanh": Tanh}
 
 # name: (input size, [(out channels, kernel, stride, padding, groups) for conv1..conv5],
 #        fc hidden width, LRN after conv1/conv2?, default classes)
@@ -208,13 +210,28 @@ def build_alexnet(
     seed: int = 0,
     dropout: float = 0.5,
     lrn_convention: str = "paper",
+    activation: str = "relu",
+    lrn: bool | None = None,
+    pool: tuple[int, int] = (3, 2),
 ) -> Sequential:
     """Build one of ``VARIANTS``: conv1..conv5 (ReLU; LRN after 1-2; max-pool 3/2 after 1, 2, 5),
     then fc6, fc7 (ReLU + dropout) and fc8 giving logits. Weights are He-normal from ``seed``.
+
+    The switches take one of the paper's design choices out, for the lessons that measure it:
+    ``activation="tanh"`` (§3.1), ``lrn=False`` (§3.3; None keeps the variant's own choice),
+    ``pool=(2, 2)`` for non-overlapping pooling (§3.4), ``dropout=0`` for no dropout layers (§4.2).
     """
     if variant not in _SPECS:
         raise ValueError(f"build_alexnet: variant must be one of {VARIANTS}, got {variant!r}")
+    if activation not in _ACTIVATIONS:
+        raise ValueError(
+            f"build_alexnet: activation must be one of {tuple(_ACTIVATIONS)}, got {activation!r}"
+        )
+    if len(pool) != 2:
+        raise ValueError(f"build_alexnet: pool must be (kernel, stride), got {pool!r}")
     size, convs, hidden, use_lrn, default_classes = _SPECS[variant]
+    use_lrn = use_lrn if lrn is None else lrn
+    act = _ACTIVATIONS[activation]
     num_classes = default_classes if num_classes is None else num_classes
     rng = np.random.default_rng(seed)
     torchvision_style = variant == "torchvision"
@@ -224,20 +241,20 @@ def build_alexnet(
     channels = 3
     for i, (out_ch, k, s, p, g) in enumerate(convs, start=1):
         conv = Conv2d(channels, out_ch, k, s, p, g, rng=rng, dtype=dtype)
-        layers += [(f"conv{i}", conv), (f"relu{i}", ReLU())]
+        layers += [(f"conv{i}", conv), (f"{activation}{i}", act())]
         if use_lrn and i in (1, 2):
             layers.append((f"norm{i}", LocalResponseNorm(convention=lrn_convention)))
         if i in (1, 2, 5):
-            layers.append((f"pool{i}", MaxPool2d(3, 2)))
+            layers.append((f"pool{i}", MaxPool2d(*pool)))
         channels = out_ch
     layers.append(("flatten", Flatten()))
     features = Sequential(layers, (3, size, size))  # only to learn fc6's input width
     (width,) = features.shapes["flatten"]
     for i, out_features in ((6, hidden), (7, hidden)):
-        drop = (f"drop{i}", Dropout(dropout, mode=dropout_mode, seed=seed + i))
-        fc = (f"fc{i}", Linear(width, out_features, rng=rng, dtype=dtype))
-        relu = (f"relu{i}", ReLU())
-        layers += [drop, fc, relu] if torchvision_style else [fc, relu, drop]
+        drop = [(f"drop{i}", Dropout(dropout, mode=dropout_mode, seed=seed + i))] if dropout else []
+        fc = [(f"fc{i}", Linear(width, out_features, rng=rng, dtype=dtype))]
+        relu = [(f"{activation}{i}", act())]
+        layers += drop + fc + relu if torchvision_style else fc + relu + drop
         width = out_features
     layers.append(("fc8", Linear(width, num_classes, rng=rng, dtype=dtype)))
     return Sequential(layers, (3, size, size), name=f"alexnet-{variant}")

@@ -43,13 +43,15 @@ def check_array(
     axes: str,
     expected_dtype: np.dtype | None = None,
     check_finite: bool = True,
+    dout_of_forward: bool = False,
 ) -> np.ndarray:
     """Validate an array given to a layer; raise an error that names everything.
 
     ``ndim`` is the required rank, or a tuple of accepted ranks. ``axes`` spells the expected
     layout ("NCHW", "ND") and is quoted in the message.
     Raises TypeError for a non-array or a non-float dtype (or the wrong float dtype when
-    ``expected_dtype`` is given) and ValueError for the wrong rank or non-finite values.
+    ``expected_dtype`` is given: the layer's parameters' dtype, or with ``dout_of_forward`` the
+    forward output's) and ValueError for the wrong rank or non-finite values.
     """
     if not isinstance(x, np.ndarray):
         raise TypeError(
@@ -61,10 +63,14 @@ def check_array(
             f"(convert with x.astype(np.float32))"
         )
     if expected_dtype is not None and x.dtype != expected_dtype:
-        raise TypeError(
-            f"{layer}: {argument} has dtype {x.dtype} but the layer's parameters are "
-            f"{expected_dtype}; call .astype(np.{x.dtype}) on the layer or model first"
-        )
+        if dout_of_forward:
+            advice = f"the forward output was {expected_dtype}; pass {argument} as {expected_dtype}"
+        else:
+            advice = (
+                f"the layer's parameters are {expected_dtype}; call .astype(np.{x.dtype}) on the "
+                f"layer or model first"
+            )
+        raise TypeError(f"{layer}: {argument} has dtype {x.dtype} but {advice}")
     ranks = ndim if isinstance(ndim, tuple) else (ndim,)
     if x.ndim not in ranks:
         raise ValueError(
@@ -120,7 +126,7 @@ class Layer:
             axes=self.input_axes,
             expected_dtype=self.dtype,
         )
-        self.check_input_shape(x.shape[1:])
+        self.output_shape(x.shape[1:])
         return self.forward_unchecked(x)
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
@@ -137,6 +143,7 @@ class Layer:
             ndim=len(self._out_shape),
             axes=f"shape {self._out_shape}",
             expected_dtype=self._out_dtype,
+            dout_of_forward=True,
         )
         if dout.shape != self._out_shape:
             raise ValueError(
@@ -159,12 +166,16 @@ class Layer:
         raise NotImplementedError
 
     def output_shape(self, in_shape: Shape) -> Shape:
-        """Per-image output shape for a per-image input shape (no batch axis)."""
-        self.check_input_shape(in_shape)
+        """Per-image output shape for a per-image input shape (no batch axis).
+
+        Also the layer's one shape check: it raises ValueError naming the layer when
+        ``in_shape`` cannot be processed, so ``forward`` and ``Sequential`` both rely on it.
+        """
+        self.check_rank(in_shape)
         return in_shape
 
-    def check_input_shape(self, in_shape: Shape) -> None:
-        """Raise ValueError naming the layer if a per-image input shape cannot be processed."""
+    def check_rank(self, in_shape: Shape) -> None:
+        """Raise ValueError naming the layer if a per-image input shape has the wrong rank."""
         ranks = self.input_ndim if isinstance(self.input_ndim, tuple) else (self.input_ndim,)
         if len(in_shape) + 1 not in ranks:
             raise ValueError(

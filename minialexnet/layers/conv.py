@@ -29,6 +29,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .base import Layer, Shape, check_positive_int
+from .workspace import Workspace
 
 Pair = int | tuple[int, int]
 
@@ -127,42 +128,90 @@ def naive_backward(
 
 # ----------------------------------------------------------------------------------------
 # The fast version: im2col turns the convolution into matrix multiplies.
+#
+# Memory layout. The arrays are NCHW-shaped as everywhere else, but the fast path stores its
+# outputs *channels-last* in memory (an (N, H, W, C) buffer seen through a transposed view).
+# NumPy handles any strides, so callers see no difference; what changes is that one receptive
+# field row (KW pixels x C channels) is one contiguous run of memory, so im2col copies long
+# runs instead of gathering single pixels, and the matmul output needs no transpose.
+#
+# Chunks. The batch is processed a few images at a time, so the cols matrix of one chunk
+# (``CHUNK_BYTES`` at most, unless one image needs more) stays in the CPU cache between being
+# written by im2col and read by the matmul, and lives in a workspace reused by every call.
+# The backward recomputes each chunk's cols from the cached input instead of keeping the whole
+# batch's cols (up to 224 MB for conv2 at batch 32): memory stays at the activations' size.
 # ----------------------------------------------------------------------------------------
-def im2col(xpad: np.ndarray, KH: int, KW: int, SH: int, SW: int, OH: int, OW: int) -> np.ndarray:
-    """Gather every receptive field: (N, C, Hp, Wp) -> cols of shape (C*KH*KW, N*OH*OW).
+CHUNK_BYTES = 8 * 2**20
 
-    Row ``(c, u, v)`` of ``cols`` holds, for every output position ``(n, i, j)``, the input pixel
-    ``xpad[n, c, i*SH + u, j*SW + v]``. ``as_strided`` builds that 6-D view
-    (C, KH, KW, N, OH, OW) without copying; one copy makes it contiguous. Channels come first
-    so that each group's rows are one contiguous block.
+
+def channels_last(x: np.ndarray) -> np.ndarray:
+    """The (N, H, W, C) view of an NCHW array: free when x is stored channels-last."""
+    return x.transpose(0, 2, 3, 1)
+
+
+def chunks(N: int, bytes_per_image: int) -> list[tuple[int, int]]:
+    """Split images 0..N-1 into ``(start, stop)`` runs of about ``CHUNK_BYTES`` of cols each."""
+    step = max(1, CHUNK_BYTES // max(1, bytes_per_image))
+    return [(n0, min(N, n0 + step)) for n0 in range(0, N, step)]
+
+
+def pad_channels_last(x: np.ndarray, ph: int, pw: int, buffer: np.ndarray) -> np.ndarray:
+    """Copy NCHW ``x`` into the interior of ``buffer`` (n, H + 2ph, W + 2pw, C) and return it.
+
+    The border of ``buffer`` is never written, so it keeps the zeros it was allocated with.
     """
-    N, C, _, _ = xpad.shape
-    sN, sC, sH, sW = xpad.strides
+    n, _, H, W = x.shape
+    xpad = buffer[:n]
+    xpad[:, ph : ph + H, pw : pw + W, :] = channels_last(x)
+    return xpad
+
+
+def im2col(
+    xpad: np.ndarray, KH: int, KW: int, SH: int, SW: int, OH: int, OW: int, out: np.ndarray
+) -> np.ndarray:
+    """Gather every receptive field: xpad (n, Hp, Wp, C) -> cols (n*OH*OW, KH*KW*C) in ``out``.
+
+    Row ``(m, i, j)`` of cols holds the field of output pixel (i, j) of image m, in (u, v, c)
+    order: ``cols[(m, i, j), (u, v, c)] = xpad[m, i*SH + u, j*SW + v, c]``. ``as_strided``
+    builds that 6-D view (n, OH, OW, KH, KW, C) without copying; one copy fills ``out``.
+    With channels last, each (v, c) run is contiguous in xpad, so the copy moves long runs.
+    """
+    n, _, _, C = xpad.shape
+    sN, sH, sW, sC = xpad.strides
     fields = as_strided(
         xpad,
-        shape=(C, KH, KW, N, OH, OW),
-        strides=(sC, sH, sW, sN, sH * SH, sW * SW),
+        shape=(n, OH, OW, KH, KW, C),
+        strides=(sN, sH * SH, sW * SW, sH, sW, sC),
         writeable=False,
     )
-    return np.ascontiguousarray(fields).reshape(C * KH * KW, N * OH * OW)
+    cols = out.reshape(n, OH, OW, KH, KW, C)
+    np.copyto(cols, fields)
+    return out
 
 
 def col2im(
-    dcols: np.ndarray, xpad_shape: Shape, KH: int, KW: int, SH: int, SW: int, OH: int, OW: int
-) -> np.ndarray:
-    """The adjoint of ``im2col``: add each column entry back onto the pixel it was copied from.
+    dcols: np.ndarray, dxpad: np.ndarray, KH: int, KW: int, SH: int, SW: int, OH: int, OW: int
+) -> None:
+    """The adjoint of ``im2col``: add each cols entry back onto the pixel it was copied from.
 
+    dcols (n*OH*OW, KH*KW*C) is added into dxpad (n, Hp, Wp, C), which the caller zeroes.
     Overlapping receptive fields (stride < kernel) put several entries on one pixel, so this
-    sums. One strided add per kernel offset (u, v): KH*KW adds of an (N, C, OH, OW) block.
+    sums: one strided add per kernel offset (u, v), each of an (n, OH, OW, C) block whose
+    channel runs are contiguous on both sides.
     """
-    N, C, _, _ = xpad_shape
-    dxpad = np.zeros(xpad_shape, dtype=dcols.dtype)
-    d6 = dcols.reshape(C, KH, KW, N, OH, OW)
+    n, _, _, C = dxpad.shape
+    d6 = dcols.reshape(n, OH, OW, KH, KW, C)
     for u in range(KH):
         for v in range(KW):
-            target = dxpad[:, :, u : u + SH * (OH - 1) + 1 : SH, v : v + SW * (OW - 1) + 1 : SW]
-            target += d6[:, u, v].transpose(1, 0, 2, 3)
-    return dxpad
+            dxpad[:, u : u + SH * (OH - 1) + 1 : SH, v : v + SW * (OW - 1) + 1 : SW] += d6[
+                :, :, :, u, v
+            ]
+
+
+def weight_matrix(W: np.ndarray) -> np.ndarray:
+    """(F, C/G, KH, KW) -> (F, KH*KW*C/G): each filter as one row in the cols' (u, v, c) order."""
+    F = W.shape[0]
+    return np.ascontiguousarray(W.transpose(0, 2, 3, 1)).reshape(F, -1)
 
 
 def im2col_forward(
@@ -172,60 +221,91 @@ def im2col_forward(
     stride: tuple[int, int],
     padding: tuple[int, int],
     groups: int,
+    workspace: Workspace | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Return (out, cols); ``cols`` is what ``im2col_backward`` needs for dW."""
-    N = x.shape[0]
+    """Return (out, Wmat): the NCHW output (stored channels-last) and the weight matrix used,
+    which ``im2col_backward`` needs along with x.
+
+    For each chunk of images and each group: ``out[rows, group's filters] = cols @ Wmat_g.T``,
+    an (n*OH*OW, KH*KW*C/G) x (KH*KW*C/G, F/G) matrix multiply.
+    """
+    ws = workspace if workspace is not None else Workspace()
+    N, C, H, Wd = x.shape
     F, Cg, KH, KW = W.shape
     (SH, SW), (PH, PW) = stride, padding
-    xpad = pad_input(x, PH, PW)
-    OH = (xpad.shape[2] - KH) // SH + 1
-    OW = (xpad.shape[3] - KW) // SW + 1
-    cols = im2col(xpad, KH, KW, SH, SW, OH, OW)  # (C*KH*KW, N*OH*OW)
-    Fg, rows_per_group = F // groups, Cg * KH * KW
-    out2d = np.empty((F, N * OH * OW), dtype=x.dtype)
-    for g in range(groups):  # one matrix multiply per group
-        np.matmul(
-            W[g * Fg : (g + 1) * Fg].reshape(Fg, rows_per_group),
-            cols[g * rows_per_group : (g + 1) * rows_per_group],
-            out=out2d[g * Fg : (g + 1) * Fg],
-        )
-    out = np.empty((N, F, OH, OW), dtype=x.dtype)
-    np.add(out2d.reshape(F, N, OH, OW).transpose(1, 0, 2, 3), b[:, None, None], out=out)
-    return out, cols
+    OH, OW = (H + 2 * PH - KH) // SH + 1, (Wd + 2 * PW - KW) // SW + 1
+    Fg, K = F // groups, KH * KW * Cg
+    Wmat = weight_matrix(W)
+    out = np.empty((N, OH, OW, F), dtype=x.dtype)  # fresh: the caller keeps it
+    plan = chunks(N, OH * OW * K * x.itemsize)
+    step = plan[0][1]
+    pad_buf = ws.get("xpad", (step, H + 2 * PH, Wd + 2 * PW, C), x.dtype)
+    col_buf = ws.get("cols", (step * OH * OW, K), x.dtype)
+    for n0, n1 in plan:
+        xpad = pad_channels_last(x[n0:n1], PH, PW, pad_buf)
+        out2d = out[n0:n1].reshape(-1, F)
+        for g in range(groups):
+            cols = im2col(
+                xpad[..., g * Cg : (g + 1) * Cg], KH, KW, SH, SW, OH, OW, col_buf[: len(out2d)]
+            )
+            # cols @ Wmat_g.T: BLAS reads the transposed view as is (no copy).
+            np.matmul(cols, Wmat[g * Fg : (g + 1) * Fg].T, out=out2d[:, g * Fg : (g + 1) * Fg])
+        out2d += b  # bias added while the chunk is still in cache
+    return out.transpose(0, 3, 1, 2), Wmat
 
 
 def im2col_backward(
     dout: np.ndarray,
-    cols: np.ndarray,
-    x_shape: Shape,
-    W: np.ndarray,
+    x: np.ndarray,
+    Wmat: np.ndarray,
+    W_shape: Shape,
     stride: tuple[int, int],
     padding: tuple[int, int],
     groups: int,
     need_dx: bool = True,
+    workspace: Workspace | None = None,
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
-    """Return (dx or None, dW, db) from dout and the forward's ``cols``."""
-    N, F, OH, OW = dout.shape
-    _, Cg, KH, KW = W.shape
+    """Return (dx or None, dW, db) from dout, the forward's input x and its weight matrix.
+
+    Per chunk, cols is rebuilt from x, then ``dWmat_g += dout_g.T @ cols`` and, when dx is
+    wanted, ``dcols = dout_g @ Wmat_g`` (written over cols, which is no longer needed) is
+    folded back onto the input pixels by ``col2im``.
+    """
+    ws = workspace if workspace is not None else Workspace()
+    N, C, H, Wd = x.shape
+    F, Cg, KH, KW = W_shape
+    _, _, OH, OW = dout.shape
     (SH, SW), (PH, PW) = stride, padding
-    Fg, rows_per_group = F // groups, Cg * KH * KW
-    dout2d = np.ascontiguousarray(dout.transpose(1, 0, 2, 3)).reshape(F, N * OH * OW)
-    db = dout2d.sum(axis=1)
-    dW = np.empty_like(W)
-    dcols = np.empty_like(cols) if need_dx else None
-    for g in range(groups):
-        f_rows, c_rows = (
-            slice(g * Fg, (g + 1) * Fg),
-            slice(g * rows_per_group, (g + 1) * rows_per_group),
-        )
-        np.matmul(dout2d[f_rows], cols[c_rows].T, out=dW[f_rows].reshape(Fg, rows_per_group))
-        if dcols is not None:
-            np.matmul(W[f_rows].reshape(Fg, rows_per_group).T, dout2d[f_rows], out=dcols[c_rows])
-    if dcols is None:
-        return None, dW, db
-    xpad_shape = (N, x_shape[1], x_shape[2] + 2 * PH, x_shape[3] + 2 * PW)
-    dxpad = col2im(dcols, xpad_shape, KH, KW, SH, SW, OH, OW)
-    return dxpad[:, :, PH : PH + x_shape[2], PW : PW + x_shape[3]], dW, db
+    Fg, K = F // groups, KH * KW * Cg
+    # dout as (rows, F): free when dout is stored channels-last (our forward's layout).
+    g2d = np.ascontiguousarray(channels_last(dout)).reshape(N * OH * OW, F)
+    db = g2d.sum(axis=0)
+    dWmat = np.zeros((F, K), dtype=dout.dtype)
+    dx = np.empty((N, H, Wd, C), dtype=dout.dtype) if need_dx else None
+    plan = chunks(N, OH * OW * K * x.itemsize)
+    step = plan[0][1]
+    pad_buf = ws.get("xpad", (step, H + 2 * PH, Wd + 2 * PW, C), x.dtype)
+    col_buf = ws.get("cols", (step * OH * OW, K), x.dtype)
+    dpad_buf = ws.get("dxpad", pad_buf.shape, x.dtype) if need_dx else None
+    dW_part = ws.get("dW", (Fg, K), x.dtype)
+    for n0, n1 in plan:
+        xpad = pad_channels_last(x[n0:n1], PH, PW, pad_buf)
+        rows = g2d[n0 * OH * OW : n1 * OH * OW]
+        if dpad_buf is not None:
+            dxpad = dpad_buf[: n1 - n0]
+            dxpad[...] = 0
+        for g in range(groups):
+            f, c = slice(g * Fg, (g + 1) * Fg), slice(g * Cg, (g + 1) * Cg)
+            cols = im2col(xpad[..., c], KH, KW, SH, SW, OH, OW, col_buf[: len(rows)])
+            np.matmul(rows[:, f].T, cols, out=dW_part)  # matmul cannot accumulate: add after
+            dWmat[f] += dW_part
+            if dx is not None:
+                dcols = np.matmul(rows[:, f], Wmat[f], out=cols)  # reuse cols' buffer
+                col2im(dcols, dxpad[..., c], KH, KW, SH, SW, OH, OW)
+        if dx is not None:
+            dx[n0:n1] = dxpad[:, PH : PH + H, PW : PW + Wd]
+    dW = np.ascontiguousarray(dWmat.reshape(F, KH, KW, Cg).transpose(0, 3, 1, 2))
+    return (None if dx is None else dx.transpose(0, 3, 1, 2)), dW, db
 
 
 class Conv2d(Layer):
@@ -269,18 +349,15 @@ class Conv2d(Layer):
             "b": np.zeros(F, dtype=dtype),
         }
         self.astype(dtype)  # validates dtype
+        self.workspace = Workspace()  # the fast path's reused scratch (never returned)
 
-    def check_input_shape(self, in_shape: Shape) -> None:
-        super().check_input_shape(in_shape)
+    def output_shape(self, in_shape: Shape) -> Shape:
+        self.check_rank(in_shape)
         if in_shape[0] != self.in_channels:
             raise ValueError(
                 f"{self.name}: x has {in_shape[0]} channels, the weights expect "
                 f"in_channels={self.in_channels} (x is NCHW, got per-image shape {in_shape})"
             )
-        self.output_shape(in_shape)
-
-    def output_shape(self, in_shape: Shape) -> Shape:
-        Layer.check_input_shape(self, in_shape)
         (KH, KW), (SH, SW), (PH, PW) = self.kernel_size, self.stride, self.padding
         OH = output_size(self.name, in_shape[1], KH, SH, PH, "height")
         OW = output_size(self.name, in_shape[2], KW, SW, PW, "width")
@@ -296,8 +373,8 @@ class Conv2d(Layer):
         if self.impl == "naive":
             self._cache = x
             return naive_forward(x, W, b, self.stride, self.padding, self.groups)
-        out, cols = im2col_forward(x, W, b, self.stride, self.padding, self.groups)
-        self._cache = (cols, x.shape)
+        out, Wmat = im2col_forward(x, W, b, self.stride, self.padding, self.groups, self.workspace)
+        self._cache = (x, Wmat)
         return out
 
     def _backward(self, dout: np.ndarray) -> np.ndarray | None:
@@ -307,16 +384,17 @@ class Conv2d(Layer):
                 dout, self._cache, W, self.stride, self.padding, self.groups
             )
         else:
-            cols, x_shape = self._cache
+            x, Wmat = self._cache
             dx, dW, db = im2col_backward(
                 dout,
-                cols,
-                x_shape,
-                W,
+                x,
+                Wmat,
+                W.shape,
                 self.stride,
                 self.padding,
                 self.groups,
                 need_dx=self.needs_input_grad,
+                workspace=self.workspace,
             )
         self.grads = {"W": dW, "b": db}
         return dx if self.needs_input_grad else None

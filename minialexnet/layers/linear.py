@@ -47,20 +47,17 @@ class Linear(Layer):
         }
         self.astype(dtype)
 
-    def check_input_shape(self, in_shape: Shape) -> None:
-        super().check_input_shape(in_shape)
+    def output_shape(self, in_shape: Shape) -> Shape:
+        self.check_rank(in_shape)
         if in_shape[0] != self.in_features:
             raise ValueError(
                 f"{self.name}: x has {in_shape[0]} features, the weights expect "
                 f"in_features={self.in_features}"
             )
-
-    def output_shape(self, in_shape: Shape) -> Shape:
-        self.check_input_shape(in_shape)
         return (self.out_features,)
 
     def macs(self, in_shape: Shape) -> int:
-        self.check_input_shape(in_shape)
+        self.output_shape(in_shape)
         return self.in_features * self.out_features
 
     def _forward(self, x: np.ndarray) -> np.ndarray:
@@ -80,7 +77,7 @@ class Flatten(Layer):
     """(N, C, H, W) -> (N, C*H*W)."""
 
     def output_shape(self, in_shape: Shape) -> Shape:
-        self.check_input_shape(in_shape)
+        self.check_rank(in_shape)
         return (int(np.prod(in_shape)),)
 
     def _forward(self, x: np.ndarray) -> np.ndarray:

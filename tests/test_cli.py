@@ -1,0 +1,44 @@
+"""The command line, run as a user runs it: ``python -m minialexnet ...`` in a subprocess."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "minialexnet", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_help_lists_the_commands():
+    result = run_cli("--help")
+    assert result.returncode == 0, result.stderr
+    assert "summary" in result.stdout and "tour" in result.stdout
+
+
+def test_summary_prints_the_total():
+    # The paper variant's total from ALEXNET_FACTS.md's "Counts" table (the other variants'
+    # totals are checked in-process by test_accounting.py, without a subprocess each).
+    result = run_cli("summary", "--variant", "paper")
+    assert result.returncode == 0, result.stderr
+    total_line = next(line for line in result.stdout.splitlines() if line.startswith("total"))
+    assert "60,965,224" in total_line
+
+
+def test_summary_refuses_an_unknown_variant():
+    result = run_cli("summary", "--variant", "tiny")
+    assert result.returncode == 2
+    assert "invalid choice: 'tiny'" in result.stderr
+
+
+def test_tour_runs_every_check_and_passes():
+    result = run_cli("tour")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr
+    assert "All checks passed." in result.stdout
+    assert "FAIL" not in result.stdout
