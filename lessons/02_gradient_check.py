@@ -351,8 +351,8 @@ print(check_layer(ReLUWrongMask(), rng.standard_normal((3, 10))))
 # %%
 class LRNWithoutCrossTerm(LocalResponseNorm):
     def _backward(self, dout: np.ndarray) -> np.ndarray:
-        _, _, s = self._cache
-        return dout * s**-self.beta  # the cross-channel term is missing
+        _, r, _ = self._cache  # r = s**-beta, kept by the forward
+        return dout * r  # the cross-channel term is missing
 
 
 x_lrn = rng.standard_normal((2, 8, 5, 4))

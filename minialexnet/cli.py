@@ -24,13 +24,23 @@ def cmd_tour(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.backend == "cuda":
+        from .cuda import gpu_unavailable_reason
+
+        why = gpu_unavailable_reason()  # checked before any kernel module imports numba
+        if why is not None:
+            print(f"bench --backend cuda: {why}", file=sys.stderr)
+            return 2
+        from .cuda.bench import BenchConfig, run
+
+        return run(BenchConfig(repeats=args.repeats, compare_torch=not args.no_torch))
     from .bench import run_bench
 
     return run_bench(args.batch_sizes, repeats=args.repeats, compare_torch=not args.no_torch)
 
 
 def cmd_exercises(args: argparse.Namespace) -> int:
-    from .exercises import write_student_copy
+    from .exercises import project_root, write_student_copy
 
     try:
         regions = write_student_copy(args.outdir, split_layers(args.layers))
@@ -39,7 +49,8 @@ def cmd_exercises(args: argparse.Namespace) -> int:
         return 2
     print(f"wrote a student copy to {args.outdir}: {len(regions)} regions replaced by hints")
     for region in regions:
-        print(f"  {region.tag:<12} {region.path.name}:{region.begin + 1}  {region.task}")
+        where = f"{region.path.relative_to(project_root()).as_posix()}:{region.begin + 1}"
+        print(f"  {region.tag:<12} {where:<34} {region.task}")
     return 0
 
 
@@ -53,6 +64,85 @@ def cmd_grade(args: argparse.Namespace) -> int:
         return 2
     print(grade_table(grades))
     return 0 if all(g.passed for g in grades) else 1
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import run_train
+
+    # only the options typed on the command line (the rest are SUPPRESSed): with --resume,
+    # everything not typed comes from the checkpoint's config, not from these defaults
+    return run_train({k: v for k, v in vars(args).items() if k not in ("command", "func")})
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .inference import run_evaluate
+
+    return run_evaluate(
+        args.checkpoint,
+        dataset=args.dataset,
+        data=args.data,
+        split=args.split,
+        ten_view=args.ten_view,
+    )
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .inference import run_predict
+
+    return run_predict(args.checkpoint, args.images, top=args.top, ten_view=args.ten_view)
+
+
+def add_train_parser(commands: argparse._SubParsersAction) -> None:
+    from .data import DATASETS
+    from .optim import INITS
+    from .train import TrainConfig
+
+    d = TrainConfig()
+    p = commands.add_parser(
+        "train",
+        help="train a network (no options: the mini net on digits, a few minutes on a CPU)",
+        description="Train with the paper's SGD, augmentation and schedule. Writes "
+        "checkpoint.npz, history.json and curves.png to --out after every epoch; Ctrl-C saves "
+        "a checkpoint and stops; --resume continues it exactly.",
+        argument_default=argparse.SUPPRESS,
+    )
+    bool_flag = argparse.BooleanOptionalAction
+    p.add_argument("--dataset", choices=DATASETS, help=f"default {d.dataset}")
+    p.add_argument("--data", metavar="PATH", help="dataset folder (cifar10: cifar-10-batches-bin)")
+    p.add_argument("--variant", choices=VARIANTS, help=f"default {d.variant}")
+    p.add_argument("--epochs", type=int, help=f"default {d.epochs}")
+    p.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
+    p.add_argument("--lr", type=float, help=f"initial learning rate, default {d.lr}")
+    p.add_argument("--momentum", type=float, help=f"default {d.momentum}")
+    p.add_argument("--weight-decay", type=float, help=f"default {d.weight_decay}")
+    p.add_argument("--init", choices=INITS, help=f"weight initialization, default {d.init}")
+    p.add_argument("--seed", type=int, help=f"default {d.seed}")
+    p.add_argument(
+        "--image-size",
+        type=int,
+        dest="image_size",
+        help="stored image size S (default: input size x 256/224, as the paper's 256/224)",
+    )
+    p.add_argument(
+        "--mean", choices=("pixel", "channel"), help=f"mean subtracted, default {d.mean}"
+    )
+    p.add_argument("--random-crop", action=bool_flag, help="default on")
+    p.add_argument("--flip", action=bool_flag, help="default: on, except for digits")
+    p.add_argument("--pca", action=bool_flag, help="PCA colour augmentation (default as --flip)")
+    p.add_argument("--pca-sigma", type=float, help=f"default {d.pca_sigma}")
+    p.add_argument("--val-fraction", type=float, help=f"default {d.val_fraction}")
+    p.add_argument(
+        "--patience",
+        type=int,
+        help=f"epochs without improvement before lr/10, default {d.patience}",
+    )
+    p.add_argument("--max-lr-drops", type=int, help=f"default {d.max_lr_drops}")
+    p.add_argument("--ten-view", action="store_true", help="final test on 10 views")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: a new runs/<name>-<time>)")
+    p.add_argument("--resume", metavar="CHECKPOINT", help="continue a run from its checkpoint.npz")
+    p.add_argument("--backend", choices=("cpu", "cuda"), help=f"default {d.backend}")
+    p.add_argument("--skip-bad", action="store_true", help="skip unreadable images")
+    p.set_defaults(func=cmd_train)
 
 
 def split_layers(text: str | None) -> list[str] | None:
@@ -73,8 +163,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("tour", help="the parameter table and every gradient check, narrated")
     p.set_defaults(func=cmd_tour)
 
-    p = commands.add_parser("bench", help="time the ungrouped AlexNet on the CPU (float32)")
-    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32], metavar="N")
+    p = commands.add_parser("bench", help="time the ungrouped AlexNet (float32), CPU or GPU")
+    p.add_argument(
+        "--backend",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="cpu: NumPy; cuda: the Numba-CUDA kernels, GEMM versions and a batch-128 step",
+    )
+    p.add_argument(
+        "--batch-sizes", type=int, nargs="+", default=[1, 8, 32], metavar="N", help="cpu only"
+    )
     p.add_argument("--repeats", type=int, default=5, help="timed repeats per measurement")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     p.set_defaults(func=cmd_bench)
@@ -89,6 +187,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--layers", help="comma-separated layers (default: all), e.g. conv,lrn")
     p.set_defaults(func=cmd_grade)
+
+    add_train_parser(commands)
+
+    p = commands.add_parser("evaluate", help="top-1/top-5 accuracy of a checkpoint")
+    p.add_argument("checkpoint", help="a checkpoint.npz written by train")
+    p.add_argument("--dataset", help="default: the one it was trained on")
+    p.add_argument("--data", metavar="PATH", help="default: the one it was trained on")
+    p.add_argument("--split", choices=("test", "val"), default="test")
+    p.add_argument("--ten-view", action="store_true", help="average the paper's 10 views")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = commands.add_parser("predict", help="the top-5 classes of image files")
+    p.add_argument("checkpoint", help="a checkpoint.npz written by train")
+    p.add_argument("images", nargs="+", help="JPEG/PNG files")
+    p.add_argument("--top", type=int, default=5, help="how many classes to show (default 5)")
+    p.add_argument("--ten-view", action="store_true", help="average the paper's 10 views")
+    p.set_defaults(func=cmd_predict)
     return parser
 
 

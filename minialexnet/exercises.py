@@ -22,9 +22,11 @@ copy installs, its tests run, and its lessons run as far as the implemented laye
 from __future__ import annotations
 
 import fnmatch
+import io
 import re
 import shutil
 import subprocess
+import tokenize
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,12 +67,26 @@ class Region:
     end: int
 
 
+def comment_lines(lines: list[str]) -> set[int]:
+    """The (0-based) lines that hold a real comment, not text inside a string (this module's
+    own docstring shows the markers without being an exercise)."""
+    source = io.StringIO("\n".join(lines) + "\n")
+    return {
+        token.start[0] - 1
+        for token in tokenize.generate_tokens(source.readline)
+        if token.type == tokenize.COMMENT
+    }
+
+
 def find_regions(path: Path, lines: list[str]) -> list[Region]:
     """Every EXERCISE region of one file; raise ValueError on an unterminated or nested one."""
     regions: list[Region] = []
     open_at: int | None = None
     match = None
+    comments = comment_lines(lines)
     for number, line in enumerate(lines):
+        if number not in comments:
+            continue
         if BEGIN.match(line):
             if open_at is not None:
                 raise ValueError(
@@ -118,11 +134,10 @@ def project_root() -> Path:
 
 
 def is_excluded(relative: str) -> bool:
+    """True when a pattern of EXCLUDED names the path, a folder above it, or any one part of it."""
     parts = relative.split("/")
-    return any(
-        fnmatch.fnmatch(relative, pattern) or any(fnmatch.fnmatch(p, pattern) for p in parts)
-        for pattern in EXCLUDED
-    )
+    folders = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    return any(fnmatch.fnmatch(name, pattern) for name in folders + parts for pattern in EXCLUDED)
 
 
 def source_files(root: Path) -> list[Path]:

@@ -40,6 +40,7 @@ from .layers import (
     Tanh,
 )
 from .layers.base import FLOAT_DTYPES, Shape, check_array
+from .layers.workspace import Workspace
 
 
 class Sequential:
@@ -66,6 +67,12 @@ class Sequential:
             raise ValueError(f"{name}: a Sequential needs at least one layer")
         # Nothing upstream of the first layer wants a gradient: skip its dL/dx (conv1's col2im).
         next(iter(self.layers.values())).needs_input_grad = False
+        # The layers run one at a time, so they can share one set of scratch buffers: the
+        # network then holds the largest layer's scratch, not the sum (see layers/workspace.py).
+        self.workspace = Workspace()
+        for layer in self.layers.values():
+            if hasattr(layer, "workspace"):
+                layer.workspace = self.workspace
 
     # -- forward and backward -----------------------------------------------------------
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -200,6 +207,13 @@ _SPECS: dict[str, tuple[int, list[tuple[int, int, int, int, int]], int, bool, in
         10,
     ),
 }
+
+
+def input_size(variant: str) -> int:
+    """The input height (= width) a variant expects, without building it."""
+    if variant not in _SPECS:
+        raise ValueError(f"input_size: variant must be one of {VARIANTS}, got {variant!r}")
+    return _SPECS[variant][0]
 
 
 def build_alexnet(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -198,26 +199,183 @@ def plot_gradcheck_eps(
 # Training (python -m minialexnet train, lessons 03-08)
 # ----------------------------------------------------------------------------------------
 def plot_training_curves(history: Sequence[dict[str, float]]) -> Figure:
-    """Loss and top-1 error per epoch, training (running mean over the epoch's batches, with
-    dropout and augmentation on) against validation; dotted lines where the learning rate fell."""
+    """One run's curves (``plot_runs``), plus validation top-5 error and dotted lines where
+    the learning rate was divided."""
+    fig = plot_runs({"this run": history}, "Training curves")
+    ax_err, ax_loss = fig.axes
     epochs = [h["epoch"] for h in history]
-    fig, (ax_loss, ax_err) = plt.subplots(1, 2, figsize=(11, 4))
-    ax_loss.plot(epochs, [h["train_loss"] for h in history], "o-", ms=3, label="train")
-    ax_loss.plot(epochs, [h["val_loss"] for h in history], "o-", ms=3, label="validation")
-    ax_err.plot(epochs, [100 * h["train_error"] for h in history], "o-", ms=3, label="train")
-    ax_err.plot(epochs, [100 * h["val_error"] for h in history], "o-", ms=3, label="validation")
-    if "val_top5_error" in history[0]:
-        top5 = [100 * h["val_top5_error"] for h in history]
-        ax_err.plot(epochs, top5, "--", color="C1", alpha=0.6, label="validation top-5")
-    for before, after in zip(history, history[1:], strict=False):
+    top5 = [100 * h["val_top5_error"] for h in history]
+    ax_err.plot(epochs, top5, ":", color="C0", label="validation top-5")
+    for before, after in pairwise(history):
         if after["lr"] < before["lr"]:
-            for ax in (ax_loss, ax_err):
+            for ax in (ax_err, ax_loss):
                 ax.axvline(before["epoch"] + 0.5, color="gray", ls=":", lw=1)
-    ax_loss.set_yscale("log")
-    ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss (log scale)", title="loss")
-    ax_err.set(xlabel="epoch", ylabel="top-1 error (%)", title="error")
-    for ax in (ax_loss, ax_err):
+    ax_err.legend(fontsize=7)
+    return fig
+
+
+def _as_displayable(image: np.ndarray) -> np.ndarray:
+    """(3, H, W) or (H, W), uint8 or float in [0, 1] -> what imshow expects."""
+    if image.ndim == 3:
+        image = image.transpose(1, 2, 0)
+    if image.dtype == np.uint8:
+        return image
+    return np.clip(image, 0, 1)
+
+
+def image_grid(
+    images: Sequence[np.ndarray | None] | np.ndarray,
+    titles: Sequence[str] | None = None,
+    *,
+    ncols: int = 8,
+    title: str | None = None,
+    cmap: str = "gray",
+    size: float = 1.6,
+) -> Figure:
+    """A grid of images: each (3, H, W) RGB, uint8 or float in [0, 1] (floats outside are
+    clipped: normalise first if that is wrong), or (H, W) one-channel, drawn with ``cmap``
+    stretched to that tile's own min..max; a None leaves its cell empty."""
+    n = len(images)
+    ncols = min(ncols, n)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(size * ncols, (size + 0.25) * nrows + 0.4), squeeze=False
+    )
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n and images[i] is not None:  # None leaves the cell empty
+            ax.imshow(_as_displayable(np.asarray(images[i])), cmap=cmap, interpolation="nearest")
+        if i < n and titles is not None:
+            ax.set_title(titles[i], fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def filter_mosaic(weights: np.ndarray, title: str | None = None, ncols: int = 8) -> Figure:
+    """First-layer filters (F, 3, KH, KW) as small RGB images, each stretched on its own to
+    [0, 1] (so a filter's colours and layout show, not its size) — the paper's Figure 3."""
+    low = weights.min(axis=(1, 2, 3), keepdims=True)
+    high = weights.max(axis=(1, 2, 3), keepdims=True)
+    return image_grid((weights - low) / (high - low + 1e-12), ncols=ncols, title=title, size=0.9)
+
+
+def plot_runs(
+    histories: dict[str, Sequence[dict[str, float]]],
+    title: str,
+    *,
+    test: dict[str, float] | None = None,
+) -> Figure:
+    """Per-epoch error and loss of several runs side by side: one colour per run, solid for
+    validation, dashed for training (measured during the epoch, dropout and augmentation on)."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for i, (label, history) in enumerate(histories.items()):
+        epochs = [h["epoch"] for h in history]
+        name = label if test is None else f"{label} (test error {test[label]:.1%})"
+        for ax, metric, scale in ((axes[0], "error", 100), (axes[1], "loss", 1)):
+            for split, style, shown in (("val", "-", name), ("train", "--", label)):
+                values = [scale * h[f"{split}_{metric}"] for h in history]
+                split_name = "validation" if split == "val" else "training"
+                ax.plot(epochs, values, style, color=f"C{i}", label=f"{shown}: {split_name}")
+    axes[0].set(xlabel="epoch", ylabel="top-1 error (%)", title="error")
+    axes[1].set(xlabel="epoch", ylabel="cross-entropy loss (log scale)", title="loss", yscale="log")
+    axes[1].yaxis.set_major_formatter(lambda v, _: f"{v:g}")
+    axes[1].yaxis.set_minor_formatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "25" else "")
+    for ax in axes:
         ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def plot_rgb_pca(eigvals: np.ndarray, eigvecs: np.ndarray, base: np.ndarray) -> Figure:
+    """The RGB principal components: each eigenvector's R, G, B parts with its eigenvalue, and
+    the colour ``base`` (RGB in [0, 1]) moved along it by t = -0.2 ... 0.2 — the direction of
+    the change, at the same size for every component."""
+    fig, axes = plt.subplots(2, 3, figsize=(10, 4.6), height_ratios=[3, 1])
+    steps = np.linspace(-0.2, 0.2, 5)
+    for i in range(3):
+        ax = axes[0, i]
+        ax.bar(["R", "G", "B"], eigvecs[:, i], color=["tab:red", "tab:green", "tab:blue"])
+        ax.axhline(0, color="black", lw=0.8)
+        ax.set_ylim(-1, 1)
+        ax.set_title(f"p{i + 1}: λ{i + 1} = {eigvals[i]:.4f}", fontsize=9)
+        swatch = np.clip(base + np.outer(steps, eigvecs[:, i]), 0, 1)
+        axes[1, i].imshow(swatch[None], aspect="auto")
+        axes[1, i].set_xticks(range(5), [f"{t:+.1f}" for t in steps], fontsize=8)
+        axes[1, i].set_yticks([])
+        axes[1, i].set_xlabel(f"mean colour + t·p{i + 1}", fontsize=8)
+    fig.suptitle(
+        "Principal components of the RGB values of every pixel (pixel values in [0, 1])",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    return fig
+
+
+def plot_error_vs_iteration(
+    curves: dict[str, np.ndarray], target: float, reached: dict[str, int | None], title: str
+) -> Figure:
+    """Training error (fraction) per iteration for several runs, the ``target`` error as a
+    dashed line and, where a run got there, the iteration it did (the paper's Figure 1)."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for i, (label, curve) in enumerate(curves.items()):
+        ax.plot(np.arange(1, len(curve) + 1), 100 * curve, color=f"C{i}", label=label)
+        if reached.get(label) is not None:
+            ax.axvline(reached[label], color=f"C{i}", ls=":", lw=1)
+            ax.annotate(
+                f"{reached[label]}",
+                (reached[label], 100 * target),
+                textcoords="offset points",
+                xytext=(4, 6),
+                color=f"C{i}",
+                fontsize=9,
+            )
+    ax.axhline(100 * target, color="gray", ls="--", lw=1, label=f"{target:.0%} training error")
+    ax.set(xlabel="iteration (mini-batch)", ylabel="training error (%)", title=title, ylim=(0, 100))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_dropout_expectation(
+    x: np.ndarray, means: dict[str, np.ndarray], tests: dict[str, np.ndarray]
+) -> Figure:
+    """For each dropout form: the input ``x`` of a few units, the mean of many training-mode
+    outputs, and the test-mode output, as grouped bars (one panel per form)."""
+    fig, axes = plt.subplots(1, len(means), figsize=(5.5 * len(means), 3.6), sharey=True)
+    units = np.arange(len(x))
+    for ax, form in zip(np.atleast_1d(axes), means, strict=True):
+        ax.bar(units - 0.27, x, 0.27, label="input x", color="lightgray")
+        ax.bar(units, means[form], 0.27, label="training: mean over masks", color="C0")
+        ax.bar(units + 0.27, tests[form], 0.27, label="test-time output", color="C1")
+        ax.set(xlabel="unit", title=form)
+        ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_lrn_gain(
+    energy: np.ndarray, gains: dict[str, np.ndarray], marks: dict[str, float] | None = None
+) -> Figure:
+    """LRN's gain out/in = (k + a·Σa²)^-β against the local energy Σa² over the channel window,
+    one curve per convention; ``marks`` draws vertical lines at typical energies."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for label, gain in gains.items():
+        ax.semilogx(energy, gain, label=label)
+    for i, (label, value) in enumerate((marks or {}).items()):
+        ax.axvline(value, color=f"C{i + len(gains)}", ls=":", lw=1.2, label=label)
+    ax.set(
+        xlabel="local energy: sum of a² over the 5-channel window (log scale)",
+        ylabel="gain = LRN output / input",
+        title="Local response normalization: how much a unit is scaled down",
+        ylim=(0, 1.05),
+    )
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

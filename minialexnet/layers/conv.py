@@ -20,15 +20,19 @@ and so, with g = dL/dout:
 ``naive_forward``/``naive_backward`` write those three lines as loops (the teaching reference).
 ``im2col_forward``/``im2col_backward`` gather every receptive field into one matrix once, so each
 group's convolution becomes one matrix multiply (what the model uses).
-Expected gradient-check relative error in float64: below 1e-8.
+Expected gradient-check relative error in float64: below 1e-7.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .base import Layer, Shape, check_positive_int
+from .parallel import over_batch
 from .workspace import Workspace
 
 Pair = int | tuple[int, int]
@@ -76,6 +80,10 @@ def naive_forward(
     groups: int,
 ) -> np.ndarray:
     """Loop over every output element and take a dot product with its receptive field."""
+    # EXERCISE conv: the convolution as loops over every output element.
+    # hint: x (N, C, H, W), W (F, C/G, KH, KW), b (F,) -> out (N, F, OH, OW),
+    # hint: OH = (H + 2*PH - KH) // SH + 1. Pad x, then for each (n, f, i, j) take the sum of
+    # hint: W[f] * (the receptive field of filter f's group) plus b[f].
     N, _, _, _ = x.shape
     F, Cg, KH, KW = W.shape
     (SH, SW), (PH, PW) = stride, padding
@@ -92,6 +100,7 @@ def naive_forward(
                     field = xpad[n, c0 : c0 + Cg, i * SH : i * SH + KH, j * SW : j * SW + KW]
                     out[n, f, i, j] = np.sum(field * W[f]) + b[f]
     return out
+    # END EXERCISE
 
 
 def naive_backward(
@@ -103,6 +112,10 @@ def naive_backward(
     groups: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return (dx, dW, db): each output element sends its gradient back along its dot product."""
+    # EXERCISE conv: the backward as loops: each output sends its gradient back.
+    # hint: returns dx (N, C, H, W), dW like W, db (F,). For each (n, f, i, j) with g = dout[n, f,
+    # hint: i, j]: dW[f] += g * field; dxpad[field's position] += g * W[f]; db[f] += g. Unpad dxpad
+    # hint: at the end.
     N, F, OH, OW = dout.shape
     _, Cg, KH, KW = W.shape
     (SH, SW), (PH, PW) = stride, padding
@@ -124,6 +137,7 @@ def naive_backward(
                     db[f] += g
     dx = dxpad[:, :, PH : PH + x.shape[2], PW : PW + x.shape[3]]
     return dx, dW, db
+    # END EXERCISE
 
 
 # ----------------------------------------------------------------------------------------
@@ -137,11 +151,33 @@ def naive_backward(
 #
 # Chunks. The batch is processed a few images at a time, so the cols matrix of one chunk
 # (``CHUNK_BYTES`` at most, unless one image needs more) stays in the CPU cache between being
-# written by im2col and read by the matmul, and lives in a workspace reused by every call.
-# The backward recomputes each chunk's cols from the cached input instead of keeping the whole
-# batch's cols (up to 224 MB for conv2 at batch 32): memory stays at the activations' size.
+# written by im2col and read by the matmul, and lives in a reused workspace. The backward
+# recomputes each chunk's cols from the cached input instead of keeping the whole batch's
+# (224 MB for conv2 at batch 32): memory stays at the activations' size. Within a chunk, the
+# copies (padding, im2col, col2im) run on parts of its images in parallel threads
+# (``parallel.over_batch``); the matmuls are multi-threaded by BLAS.
 # ----------------------------------------------------------------------------------------
-CHUNK_BYTES = 8 * 2**20
+CHUNK_BYTES = 16 * 2**20  # ~2 images of conv2's cols: big matmuls, and two parts to share
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """A convolution's kernel size, stride, padding and groups, as the fast path uses them."""
+
+    KH: int
+    KW: int
+    SH: int
+    SW: int
+    PH: int
+    PW: int
+    G: int
+
+    def out_size(self, H: int, W: int) -> tuple[int, int]:
+        """(OH, OW) for an unpadded H x W input."""
+        return (
+            (H + 2 * self.PH - self.KH) // self.SH + 1,
+            (W + 2 * self.PW - self.KW) // self.SW + 1,
+        )
 
 
 def channels_last(x: np.ndarray) -> np.ndarray:
@@ -155,157 +191,176 @@ def chunks(N: int, bytes_per_image: int) -> list[tuple[int, int]]:
     return [(n0, min(N, n0 + step)) for n0 in range(0, N, step)]
 
 
-def pad_channels_last(x: np.ndarray, ph: int, pw: int, buffer: np.ndarray) -> np.ndarray:
-    """Copy NCHW ``x`` into the interior of ``buffer`` (n, H + 2ph, W + 2pw, C) and return it.
+def im2col(xpad: np.ndarray, geo: Geometry, cols: np.ndarray) -> None:
+    """Gather every receptive field: xpad (n, Hp, Wp, C) -> cols (n*OH*OW, KH*KW*C).
 
-    The border of ``buffer`` is never written, so it keeps the zeros it was allocated with.
+    Row ``(m, i, j)`` of cols holds the field of output pixel (i, j) of image m, its columns
+    in (g, u, v, c) order, c counted within group g: ``cols[(m, i, j), (g, u, v, c)] =
+    xpad[m, i*SH + u, j*SW + v, g*C/G + c]``, so that each group's columns form one block.
+    ``as_strided`` builds that 7-D view without copying; one copy fills ``cols``. With
+    channels last, each (v, c) run is contiguous in xpad, so the copy moves long runs.
     """
-    n, _, H, W = x.shape
-    xpad = buffer[:n]
-    xpad[:, ph : ph + H, pw : pw + W, :] = channels_last(x)
-    return xpad
-
-
-def im2col(
-    xpad: np.ndarray, KH: int, KW: int, SH: int, SW: int, OH: int, OW: int, out: np.ndarray
-) -> np.ndarray:
-    """Gather every receptive field: xpad (n, Hp, Wp, C) -> cols (n*OH*OW, KH*KW*C) in ``out``.
-
-    Row ``(m, i, j)`` of cols holds the field of output pixel (i, j) of image m, in (u, v, c)
-    order: ``cols[(m, i, j), (u, v, c)] = xpad[m, i*SH + u, j*SW + v, c]``. ``as_strided``
-    builds that 6-D view (n, OH, OW, KH, KW, C) without copying; one copy fills ``out``.
-    With channels last, each (v, c) run is contiguous in xpad, so the copy moves long runs.
-    """
-    n, _, _, C = xpad.shape
+    # EXERCISE im2col: gather every receptive field into the rows of cols.
+    # hint: xpad (n, Hp, Wp, C) channels last -> cols (n*OH*OW, G*KH*KW*C/G), columns in (g, u, v,
+    # hint: c) order: cols[(m, i, j), (g, u, v, c)] = xpad[m, i*SH + u, j*SW + v, g*C/G + c].
+    # hint: numpy.lib.stride_tricks.as_strided builds that 7-D view with no copy; copy it into cols.
+    n, Hp, Wp, C = xpad.shape
+    OH, OW = (Hp - geo.KH) // geo.SH + 1, (Wp - geo.KW) // geo.SW + 1
     sN, sH, sW, sC = xpad.strides
+    Cg = C // geo.G
     fields = as_strided(
         xpad,
-        shape=(n, OH, OW, KH, KW, C),
-        strides=(sN, sH * SH, sW * SW, sH, sW, sC),
+        shape=(n, OH, OW, geo.G, geo.KH, geo.KW, Cg),
+        strides=(sN, sH * geo.SH, sW * geo.SW, sC * Cg, sH, sW, sC),
         writeable=False,
     )
-    cols = out.reshape(n, OH, OW, KH, KW, C)
-    np.copyto(cols, fields)
-    return out
+    np.copyto(cols.reshape(fields.shape), fields)
+    # END EXERCISE
 
 
-def col2im(
-    dcols: np.ndarray, dxpad: np.ndarray, KH: int, KW: int, SH: int, SW: int, OH: int, OW: int
-) -> None:
-    """The adjoint of ``im2col``: add each cols entry back onto the pixel it was copied from.
+def col2im(dcols: np.ndarray, geo: Geometry, dxpad: np.ndarray) -> None:
+    """The adjoint of ``im2col``: add each entry of dcols back onto the pixel it came from.
 
     dcols (n*OH*OW, KH*KW*C) is added into dxpad (n, Hp, Wp, C), which the caller zeroes.
-    Overlapping receptive fields (stride < kernel) put several entries on one pixel, so this
-    sums: one strided add per kernel offset (u, v), each of an (n, OH, OW, C) block whose
-    channel runs are contiguous on both sides.
+    Overlapping fields (stride < kernel) put several entries on one pixel, so this sums: one
+    strided add per kernel offset (u, v), of an (n, OH, OW, C) block.
     """
-    n, _, _, C = dxpad.shape
-    d6 = dcols.reshape(n, OH, OW, KH, KW, C)
-    for u in range(KH):
-        for v in range(KW):
-            dxpad[:, u : u + SH * (OH - 1) + 1 : SH, v : v + SW * (OW - 1) + 1 : SW] += d6[
-                :, :, :, u, v
-            ]
+    # EXERCISE im2col: the adjoint of im2col: add each entry of dcols back onto its pixel.
+    # hint: dcols (n*OH*OW, G*KH*KW*C/G) -> added into dxpad (n, Hp, Wp, C) (zeroed by the caller).
+    # hint: One strided add per kernel offset (u, v); overlapping fields make a pixel collect a sum.
+    n, Hp, Wp, C = dxpad.shape
+    OH, OW = (Hp - geo.KH) // geo.SH + 1, (Wp - geo.KW) // geo.SW + 1
+    d7 = dcols.reshape(n, OH, OW, geo.G, geo.KH, geo.KW, C // geo.G)
+    target = dxpad.reshape(n, Hp, Wp, geo.G, C // geo.G)
+    for u in range(geo.KH):
+        for v in range(geo.KW):
+            rows = slice(u, u + geo.SH * (OH - 1) + 1, geo.SH)
+            columns = slice(v, v + geo.SW * (OW - 1) + 1, geo.SW)
+            target[:, rows, columns] += d7[:, :, :, :, u, v]
+    # END EXERCISE
+
+
+def gather(x: np.ndarray, geo: Geometry, xpad: np.ndarray, cols: np.ndarray, part: slice) -> None:
+    """Pad images ``part`` of a chunk into xpad (channels last, zero border) and im2col them:
+    one thread's share of the copying before a chunk's matmuls."""
+    per_image = len(cols) // len(xpad)
+    _, _, H, W = x.shape
+    pad = xpad[part]
+    pad[:, : geo.PH] = pad[:, geo.PH + H :] = 0  # the border too: scratch holds stale values
+    pad[:, :, : geo.PW] = pad[:, :, geo.PW + W :] = 0
+    pad[:, geo.PH : geo.PH + H, geo.PW : geo.PW + W] = channels_last(x[part])
+    im2col(pad, geo, cols[part.start * per_image : part.stop * per_image])
+
+
+def scatter(
+    dcols: np.ndarray, geo: Geometry, dxpad: np.ndarray, dx: np.ndarray, part: slice
+) -> None:
+    """col2im images ``part`` of a chunk into dxpad, then copy their dx (channels last,
+    (n, H, W, C)) out of the padding: one thread's share after a chunk's matmuls."""
+    per_image = len(dcols) // len(dxpad)
+    _, H, W, _ = dx.shape
+    dxpad[part] = 0
+    col2im(dcols[part.start * per_image : part.stop * per_image], geo, dxpad[part])
+    dx[part] = dxpad[part, geo.PH : geo.PH + H, geo.PW : geo.PW + W]
 
 
 def weight_matrix(W: np.ndarray) -> np.ndarray:
-    """(F, C/G, KH, KW) -> (F, KH*KW*C/G): each filter as one row in the cols' (u, v, c) order."""
-    F = W.shape[0]
-    return np.ascontiguousarray(W.transpose(0, 2, 3, 1)).reshape(F, -1)
+    """(F, C/G, KH, KW) -> (F, KH*KW*C/G): each filter as a row in the cols' (u, v, c) order."""
+    return np.ascontiguousarray(W.transpose(0, 2, 3, 1)).reshape(W.shape[0], -1)
+
+
+def group_blocks(F: int, K: int, G: int) -> list[tuple[slice, slice]]:
+    """Per group: (its filters' rows of Wmat and of dW, its columns of cols)."""
+    return [(slice(g * F // G, (g + 1) * F // G), slice(g * K, (g + 1) * K)) for g in range(G)]
 
 
 def im2col_forward(
-    x: np.ndarray,
-    W: np.ndarray,
-    b: np.ndarray,
-    stride: tuple[int, int],
-    padding: tuple[int, int],
-    groups: int,
-    workspace: Workspace | None = None,
+    x: np.ndarray, W: np.ndarray, b: np.ndarray, geo: Geometry, workspace: Workspace
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return (out, Wmat): the NCHW output (stored channels-last) and the weight matrix used,
     which ``im2col_backward`` needs along with x.
 
-    For each chunk of images and each group: ``out[rows, group's filters] = cols @ Wmat_g.T``,
-    an (n*OH*OW, KH*KW*C/G) x (KH*KW*C/G, F/G) matrix multiply.
+    Per chunk of images and per group g: ``out[rows, filters of g] = cols_g @ Wmat_g.T``, an
+    (n*OH*OW, KH*KW*C/G) x (KH*KW*C/G, F/G) matrix multiply.
     """
-    ws = workspace if workspace is not None else Workspace()
+    # EXERCISE im2col: the convolution as one matrix multiply per group, chunk by chunk.
+    # hint: x (N, C, H, W) -> out (N, F, OH, OW) stored channels-last (an (N, OH, OW, F) array seen
+    # hint: through .transpose(0, 3, 1, 2)), and Wmat = weight_matrix(W) (F, KH*KW*C/G) for
+    # hint: backward. For each chunk of images (chunks(...)): gather(...) pads and im2cols it into
+    # hint: workspace buffers; then per group (group_blocks): out[rows, filters_g] = cols[:, k_g] @
+    # hint: Wmat[f_g].T; add the bias.
     N, C, H, Wd = x.shape
-    F, Cg, KH, KW = W.shape
-    (SH, SW), (PH, PW) = stride, padding
-    OH, OW = (H + 2 * PH - KH) // SH + 1, (Wd + 2 * PW - KW) // SW + 1
-    Fg, K = F // groups, KH * KW * Cg
+    F, K = W.shape[0], W[0].size  # K: weights per filter
+    OH, OW = geo.out_size(H, Wd)
+    P = OH * OW  # output positions per image
     Wmat = weight_matrix(W)
     out = np.empty((N, OH, OW, F), dtype=x.dtype)  # fresh: the caller keeps it
-    plan = chunks(N, OH * OW * K * x.itemsize)
+    plan = chunks(N, P * K * geo.G * x.itemsize)
     step = plan[0][1]
-    pad_buf = ws.get("xpad", (step, H + 2 * PH, Wd + 2 * PW, C), x.dtype)
-    col_buf = ws.get("cols", (step * OH * OW, K), x.dtype)
+    pad_buf = workspace.get("xpad", (step, H + 2 * geo.PH, Wd + 2 * geo.PW, C), x.dtype)
+    col_buf = workspace.get("cols", (step * P, K * geo.G), x.dtype)
     for n0, n1 in plan:
-        xpad = pad_channels_last(x[n0:n1], PH, PW, pad_buf)
-        out2d = out[n0:n1].reshape(-1, F)
-        for g in range(groups):
-            cols = im2col(
-                xpad[..., g * Cg : (g + 1) * Cg], KH, KW, SH, SW, OH, OW, col_buf[: len(out2d)]
-            )
-            # cols @ Wmat_g.T: BLAS reads the transposed view as is (no copy).
-            np.matmul(cols, Wmat[g * Fg : (g + 1) * Fg].T, out=out2d[:, g * Fg : (g + 1) * Fg])
+        n = n1 - n0
+        cols, out2d = col_buf[: n * P], out[n0:n1].reshape(n * P, F)
+        over_batch(partial(gather, x[n0:n1], geo, pad_buf[:n], cols), n, cols.size)
+        for f, k in group_blocks(F, K, geo.G):  # BLAS reads Wmat_g.T as it is (no copy)
+            np.matmul(cols[:, k], Wmat[f].T, out=out2d[:, f])
         out2d += b  # bias added while the chunk is still in cache
     return out.transpose(0, 3, 1, 2), Wmat
+    # END EXERCISE
 
 
 def im2col_backward(
     dout: np.ndarray,
     x: np.ndarray,
     Wmat: np.ndarray,
-    W_shape: Shape,
-    stride: tuple[int, int],
-    padding: tuple[int, int],
-    groups: int,
+    geo: Geometry,
+    workspace: Workspace,
     need_dx: bool = True,
-    workspace: Workspace | None = None,
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Return (dx or None, dW, db) from dout, the forward's input x and its weight matrix.
 
-    Per chunk, cols is rebuilt from x, then ``dWmat_g += dout_g.T @ cols`` and, when dx is
-    wanted, ``dcols = dout_g @ Wmat_g`` (written over cols, which is no longer needed) is
-    folded back onto the input pixels by ``col2im``.
+    Per chunk, cols is rebuilt from x; then per group ``dWmat_g += dout_g.T @ cols_g`` and,
+    when dx is wanted, ``dcols_g = dout_g @ Wmat_g`` (written over cols, no longer needed),
+    which ``col2im`` folds back onto the input pixels.
     """
-    ws = workspace if workspace is not None else Workspace()
+    # EXERCISE im2col: dW, db and (if need_dx) dx from dout, chunk by chunk.
+    # hint: db = dout summed over (n, i, j). Per chunk: rebuild cols with gather(...); per group
+    # hint: dW_g += dout_rows[:, f_g].T @ cols[:, k_g]; if need_dx: dcols_g = dout_rows[:, f_g] @
+    # hint: Wmat[f_g] (it may overwrite cols), then scatter(...) folds it back (col2im) into dx (N,
+    # hint: H, W, C). Return dx.transpose(0, 3, 1, 2), dW reshaped to (F, C/G, KH, KW), db.
     N, C, H, Wd = x.shape
-    F, Cg, KH, KW = W_shape
+    F, K = Wmat.shape
+    Fg, Cg = F // geo.G, C // geo.G
     _, _, OH, OW = dout.shape
-    (SH, SW), (PH, PW) = stride, padding
-    Fg, K = F // groups, KH * KW * Cg
+    P = OH * OW
     # dout as (rows, F): free when dout is stored channels-last (our forward's layout).
-    g2d = np.ascontiguousarray(channels_last(dout)).reshape(N * OH * OW, F)
+    g2d = np.ascontiguousarray(channels_last(dout)).reshape(N * P, F)
     db = g2d.sum(axis=0)
     dWmat = np.zeros((F, K), dtype=dout.dtype)
     dx = np.empty((N, H, Wd, C), dtype=dout.dtype) if need_dx else None
-    plan = chunks(N, OH * OW * K * x.itemsize)
+    plan = chunks(N, P * K * geo.G * x.itemsize)
     step = plan[0][1]
-    pad_buf = ws.get("xpad", (step, H + 2 * PH, Wd + 2 * PW, C), x.dtype)
-    col_buf = ws.get("cols", (step * OH * OW, K), x.dtype)
-    dpad_buf = ws.get("dxpad", pad_buf.shape, x.dtype) if need_dx else None
-    dW_part = ws.get("dW", (Fg, K), x.dtype)
+    pad_shape = (step, H + 2 * geo.PH, Wd + 2 * geo.PW, C)
+    pad_buf = workspace.get("xpad", pad_shape, x.dtype)
+    col_buf = workspace.get("cols", (step * P, K * geo.G), x.dtype)
+    dW_part = workspace.get("dW", (Fg, K), x.dtype)
+    dpad_buf = workspace.get("dxpad", pad_shape, x.dtype) if need_dx else None
+    blocks = group_blocks(F, K, geo.G)
     for n0, n1 in plan:
-        xpad = pad_channels_last(x[n0:n1], PH, PW, pad_buf)
-        rows = g2d[n0 * OH * OW : n1 * OH * OW]
-        if dpad_buf is not None:
-            dxpad = dpad_buf[: n1 - n0]
-            dxpad[...] = 0
-        for g in range(groups):
-            f, c = slice(g * Fg, (g + 1) * Fg), slice(g * Cg, (g + 1) * Cg)
-            cols = im2col(xpad[..., c], KH, KW, SH, SW, OH, OW, col_buf[: len(rows)])
-            np.matmul(rows[:, f].T, cols, out=dW_part)  # matmul cannot accumulate: add after
+        n = n1 - n0
+        cols, rows = col_buf[: n * P], g2d[n0 * P : n1 * P]
+        over_batch(partial(gather, x[n0:n1], geo, pad_buf[:n], cols), n, cols.size)
+        for f, k in blocks:
+            np.matmul(rows[:, f].T, cols[:, k], out=dW_part)  # matmul cannot accumulate: add
             dWmat[f] += dW_part
-            if dx is not None:
-                dcols = np.matmul(rows[:, f], Wmat[f], out=cols)  # reuse cols' buffer
-                col2im(dcols, dxpad[..., c], KH, KW, SH, SW, OH, OW)
-        if dx is not None:
-            dx[n0:n1] = dxpad[:, PH : PH + H, PW : PW + Wd]
-    dW = np.ascontiguousarray(dWmat.reshape(F, KH, KW, Cg).transpose(0, 3, 1, 2))
+        if dx is not None and dpad_buf is not None:
+            for f, k in blocks:  # dcols written over cols, which every group's dW is done with
+                np.matmul(rows[:, f], Wmat[f], out=cols[:, k])
+            over_batch(partial(scatter, cols, geo, dpad_buf[:n], dx[n0:n1]), n, cols.size)
+    dW = np.ascontiguousarray(dWmat.reshape(F, geo.KH, geo.KW, Cg).transpose(0, 3, 1, 2))
     return (None if dx is None else dx.transpose(0, 3, 1, 2)), dW, db
+    # END EXERCISE
 
 
 class Conv2d(Layer):
@@ -349,7 +404,8 @@ class Conv2d(Layer):
             "b": np.zeros(F, dtype=dtype),
         }
         self.astype(dtype)  # validates dtype
-        self.workspace = Workspace()  # the fast path's reused scratch (never returned)
+        self.geometry = Geometry(KH, KW, *self.stride, *self.padding, G)
+        self.workspace = Workspace()  # the fast path's scratch; a Sequential shares one
 
     def output_shape(self, in_shape: Shape) -> Shape:
         self.check_rank(in_shape)
@@ -373,12 +429,13 @@ class Conv2d(Layer):
         if self.impl == "naive":
             self._cache = x
             return naive_forward(x, W, b, self.stride, self.padding, self.groups)
-        out, Wmat = im2col_forward(x, W, b, self.stride, self.padding, self.groups, self.workspace)
+        out, Wmat = im2col_forward(x, W, b, self.geometry, self.workspace)
         self._cache = (x, Wmat)
         return out
 
     def _backward(self, dout: np.ndarray) -> np.ndarray | None:
         W = self.params["W"]
+        self.grads = {}  # release the last gradients before allocating the new ones
         if self.impl == "naive":
             dx, dW, db = naive_backward(
                 dout, self._cache, W, self.stride, self.padding, self.groups
@@ -386,15 +443,7 @@ class Conv2d(Layer):
         else:
             x, Wmat = self._cache
             dx, dW, db = im2col_backward(
-                dout,
-                x,
-                Wmat,
-                W.shape,
-                self.stride,
-                self.padding,
-                self.groups,
-                need_dx=self.needs_input_grad,
-                workspace=self.workspace,
+                dout, x, Wmat, self.geometry, self.workspace, self.needs_input_grad
             )
         self.grads = {"W": dW, "b": db}
         return dx if self.needs_input_grad else None

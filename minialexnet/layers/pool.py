@@ -21,7 +21,9 @@ per output). The backward walks the same offsets and adds the gradient where ``a
 matches. Both use only whole-array arithmetic (no boolean indexing, no ``where=`` masks: those
 are 5-20x slower per element in NumPy), and every array keeps the memory layout of the one it
 comes from, so a channels-last input (as the fast ``Conv2d`` returns) is walked contiguously.
-Expected gradient-check relative error in float64: below 1e-9.
+The layer runs them on parts of the batch in parallel (``parallel.over_batch``), so the
+functions fill output arrays they are given instead of returning new ones.
+Expected gradient-check relative error in float64: below 1e-7.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ import numpy as np
 
 from .base import Layer, Shape, check_positive_int
 from .conv import output_size
+from .parallel import over_batch
+from .workspace import Workspace
 
 
 def window_offset_view(x: np.ndarray, u: int, v: int, S: int, OH: int, OW: int) -> np.ndarray:
@@ -37,14 +41,16 @@ def window_offset_view(x: np.ndarray, u: int, v: int, S: int, OH: int, OW: int) 
     return x[:, :, u : u + S * (OH - 1) + 1 : S, v : v + S * (OW - 1) + 1 : S]
 
 
-def maxpool_forward(x: np.ndarray, K: int, S: int) -> tuple[np.ndarray, np.ndarray]:
-    """Return (out, argmax): the window maxima and, per output, the offset u*K + v that won."""
-    N, C, H, W = x.shape
-    OH, OW = (H - K) // S + 1, (W - K) // S + 1
-    # empty_like/zeros_like with a shape keep x's memory layout (channels-last stays so).
-    out = np.empty_like(x, shape=(N, C, OH, OW))
+def maxpool_forward(x: np.ndarray, K: int, S: int, out: np.ndarray, argmax: np.ndarray) -> None:
+    """Fill ``out`` (N, C, OH, OW) with the window maxima of x and ``argmax`` (uint8, same
+    shape) with the offset u*K + v that won each window."""
+    # EXERCISE pool: the window maxima and which offset won each window.
+    # hint: x (N, C, H, W) -> out (N, C, OH, OW), OH = (H - K) // S + 1; argmax (uint8) = u*K + v of
+    # hint: the winner. Walk the K*K offsets (window_offset_view), keeping a running max; on a tie
+    # hint: the earlier offset keeps the win (compare with strictly greater).
+    _, _, OH, OW = out.shape
     np.copyto(out, window_offset_view(x, 0, 0, S, OH, OW))
-    argmax = np.zeros_like(out, dtype=np.uint8)
+    argmax[...] = 0
     better = np.empty_like(out, dtype=bool)
     for k in range(1, K * K):
         candidate = window_offset_view(x, k // K, k % K, S, OH, OW)
@@ -53,22 +59,23 @@ def maxpool_forward(x: np.ndarray, K: int, S: int) -> tuple[np.ndarray, np.ndarr
         # "argmax = k where better": k exceeds every offset seen so far, so a max does it
         # (a masked assignment, argmax[better] = k, is ~10x slower).
         np.maximum(argmax, better.view(np.uint8) * np.uint8(k), out=argmax)
-    return out, argmax
+    # END EXERCISE
 
 
-def maxpool_backward(
-    dout: np.ndarray, argmax: np.ndarray, x_shape: Shape, K: int, S: int
-) -> np.ndarray:
-    """Route each dout entry to the pixel that won its window (summing where windows overlap)."""
+def maxpool_backward(dout: np.ndarray, argmax: np.ndarray, K: int, S: int, dx: np.ndarray) -> None:
+    """Add each dout entry onto the pixel of ``dx`` (zeros on entry) that won its window;
+    where windows overlap, a pixel that won several collects the sum."""
+    # EXERCISE pool: route each dout entry to the pixel that won its window.
+    # hint: dout, argmax (N, C, OH, OW) -> added into dx (N, C, H, W), zeros on entry. For each
+    # hint: offset k: add dout where argmax == k onto window_offset_view(dx, k // K, k % K, ...).
     _, _, OH, OW = dout.shape
-    dx = np.zeros_like(dout, shape=x_shape)  # in dout's memory layout
     won = np.empty_like(argmax, dtype=bool)
     routed = np.empty_like(dout)
     for k in range(K * K):
         np.equal(argmax, k, out=won)
         np.multiply(dout, won, out=routed)  # dout where offset k won, else 0
         window_offset_view(dx, k // K, k % K, S, OH, OW)[...] += routed
-    return dx
+    # END EXERCISE
 
 
 class MaxPool2d(Layer):
@@ -80,6 +87,7 @@ class MaxPool2d(Layer):
         self.stride = check_positive_int(self.name, "stride", stride)
         if self.kernel_size > 16:  # argmax stores the winning offset in one byte: K*K <= 256
             raise ValueError(f"{self.name}: kernel_size must be <= 16, got {kernel_size}")
+        self.kept = Workspace()  # argmax, kept from forward to backward
 
     def output_shape(self, in_shape: Shape) -> Shape:
         self.check_rank(in_shape)
@@ -89,13 +97,20 @@ class MaxPool2d(Layer):
         return (in_shape[0], OH, OW)
 
     def _forward(self, x: np.ndarray) -> np.ndarray:
-        out, argmax = maxpool_forward(x, self.kernel_size, self.stride)
+        K, S = self.kernel_size, self.stride
+        # empty_like with a shape keeps x's memory layout (channels-last stays channels-last).
+        out = np.empty_like(x, shape=(x.shape[0], *self.output_shape(x.shape[1:])))
+        argmax = self.kept.like("argmax", out, np.uint8)  # reused at every forward
+        over_batch(lambda b: maxpool_forward(x[b], K, S, out[b], argmax[b]), len(x), x.size)
         self._cache = (argmax, x.shape)
         return out
 
     def _backward(self, dout: np.ndarray) -> np.ndarray:
         argmax, x_shape = self._cache
-        return maxpool_backward(dout, argmax, x_shape, self.kernel_size, self.stride)
+        K, S = self.kernel_size, self.stride
+        dx = np.zeros_like(dout, shape=x_shape)  # in dout's memory layout
+        over_batch(lambda b: maxpool_backward(dout[b], argmax[b], K, S, dx[b]), len(dx), dx.size)
+        return dx
 
     def __repr__(self) -> str:
         return f"MaxPool2d(kernel_size={self.kernel_size}, stride={self.stride})"

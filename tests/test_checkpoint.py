@@ -1,0 +1,85 @@
+"""Checkpoints: round trip without pickle, atomic writes, clear errors (minialexnet.checkpoint)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from minialexnet import checkpoint as ckpt_module
+from minialexnet.checkpoint import Checkpoint, copy_into, load_checkpoint, save_checkpoint
+
+
+def small_checkpoint(value: float = 1.0) -> Checkpoint:
+    rng = np.random.default_rng(0)
+    params = {"conv1.W": rng.standard_normal((4, 3, 2, 2)).astype(np.float32) * value}
+    params["conv1.b"] = np.full(4, value, dtype=np.float32)
+    velocities = {k: np.full_like(p, -value) for k, p in params.items()}
+    data = {"mean": np.full((3, 1, 1), 0.5, dtype=np.float32), "order": np.arange(5)[::-1]}
+    meta = {"epoch": 3, "rng": {"state": 2**100 + 7}, "classes": ["a", "b"], "lr": 1e-3}
+    return Checkpoint(params, velocities, data, meta)
+
+
+def test_round_trip_keeps_every_array_and_the_metadata(tmp_path):
+    original = small_checkpoint()
+    path = save_checkpoint(tmp_path / "run" / "checkpoint.npz", original)
+    loaded = load_checkpoint(path)
+    for group in ("params", "velocities", "data"):
+        a, b = getattr(original, group), getattr(loaded, group)
+        assert set(a) == set(b)
+        for k in a:
+            assert b[k].dtype == a[k].dtype and np.array_equal(a[k], b[k]), (group, k)
+    assert loaded.meta == {"format": ckpt_module.FORMAT, **original.meta}  # big ints survive
+
+
+def test_the_file_is_plain_arrays_loadable_without_pickle(tmp_path):
+    path = save_checkpoint(tmp_path / "c.npz", small_checkpoint())
+    with np.load(path, allow_pickle=False) as archive:
+        names = set(archive.files)
+        for name in names:
+            assert archive[name].dtype != object
+    assert {"param/conv1.W", "velocity/conv1.b", "data/mean", "meta"} <= names
+
+
+def test_a_crash_while_saving_leaves_the_previous_checkpoint_whole(tmp_path, monkeypatch):
+    path = save_checkpoint(tmp_path / "c.npz", small_checkpoint(1.0))
+
+    def savez_then_crash(file, **arrays):
+        file.write(b"PK\x03\x04 half an archive")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ckpt_module.np, "savez", savez_then_crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, small_checkpoint(2.0))
+    monkeypatch.undo()
+    assert load_checkpoint(path).params["conv1.b"][0] == 1.0
+    assert [p.name for p in tmp_path.iterdir()] == ["c.npz"]  # no temporary file left
+
+
+def test_errors_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"missing\.npz: checkpoint not found"):
+        load_checkpoint(tmp_path / "missing.npz")
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a zip file")
+    with pytest.raises(ValueError, match=r"junk\.npz: not a readable \.npz checkpoint"):
+        load_checkpoint(junk)
+    plain = tmp_path / "plain.npz"
+    np.savez(plain, x=np.zeros(2))
+    with pytest.raises(ValueError, match=r"plain\.npz: no 'meta' entry"):
+        load_checkpoint(plain)
+
+
+def test_an_object_array_is_refused_not_unpickled(tmp_path):
+    evil = tmp_path / "evil.npz"
+    np.savez(evil, meta=np.array('{"format": 1}'), x=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(ValueError, match=r"evil\.npz: not a readable \.npz checkpoint"):
+        load_checkpoint(evil)
+
+
+def test_copy_into_checks_names_and_shapes():
+    target = {"w": np.zeros((2, 3), dtype=np.float32)}
+    copy_into(target, {"w": np.ones((2, 3), dtype=np.float32)}, "parameters")
+    assert np.all(target["w"] == 1)
+    with pytest.raises(ValueError, match=r"missing \['w'\], unexpected \['v'\]"):
+        copy_into(target, {"v": np.ones((2, 3), dtype=np.float32)}, "parameters")
+    with pytest.raises(ValueError, match=r"'w' is float32 \(3, 2\), the model's is float32"):
+        copy_into(target, {"w": np.ones((3, 2), dtype=np.float32)}, "parameters")

@@ -1,0 +1,126 @@
+"""data/fetch.py, offline: archives the test builds, served from a file or a loopback server."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import importlib.util
+import io
+import sys
+import tarfile
+import threading
+from pathlib import Path
+
+import pytest
+
+FETCH_PATH = Path(__file__).resolve().parents[1] / "data" / "fetch.py"
+spec = importlib.util.spec_from_file_location("data_fetch", FETCH_PATH)
+fetch_module = importlib.util.module_from_spec(spec)
+sys.modules["data_fetch"] = fetch_module  # dataclasses look their module up by name
+spec.loader.exec_module(fetch_module)
+Source, fetch = fetch_module.Source, fetch_module.fetch
+
+
+def make_archive(path: Path, members: dict[str, bytes]) -> str:
+    """Write a .tar.gz holding ``members`` (name -> bytes); return its SHA-256."""
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+GOOD = {"toy-batches-bin/batches.meta.txt": b"cat\ndog\n", "toy-batches-bin/x.bin": b"\x01" * 10}
+
+
+@pytest.fixture
+def server(tmp_path):
+    """Serve ``tmp_path/served`` on 127.0.0.1 (a free port) for the length of one test."""
+    root = tmp_path / "served"
+    root.mkdir()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(root), **kwargs)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_fetch_over_http_verifies_and_renames_into_place(server, tmp_path):
+    root, url = server
+    digest = make_archive(root / "toy.tar.gz", GOOD)
+    dest = tmp_path / "data"
+    source = Source(f"{url}/toy.tar.gz", "sha256", digest, "toy-batches-bin", {"n1": "one"})
+    final = fetch("toy", dest, source=source)
+    assert final == dest / "toy-batches-bin"
+    assert (final / "batches.meta.txt").read_bytes() == b"cat\ndog\n"
+    assert (final / "classes.txt").read_text() == "n1 one\n"
+    assert [p.name for p in dest.iterdir()] == ["toy-batches-bin"]  # no temporary left
+    fetch("toy", dest, source=Source("http://127.0.0.1:9/none", "sha256", "0", "toy-batches-bin"))
+
+
+def test_fetch_from_a_local_file_url(tmp_path):
+    archive = tmp_path / "toy.tar.gz"
+    digest = make_archive(archive, GOOD)
+    source = Source(archive.as_uri(), "sha256", digest, "toy-batches-bin")
+    assert (fetch("toy", tmp_path / "data", source=source) / "x.bin").stat().st_size == 10
+
+
+def test_a_wrong_checksum_keeps_nothing(tmp_path):
+    archive = tmp_path / "toy.tar.gz"
+    make_archive(archive, GOOD)
+    dest = tmp_path / "data"
+    source = Source(archive.as_uri(), "sha256", "0" * 64, "toy-batches-bin")
+    with pytest.raises(ValueError, match=r"sha256 is [0-9a-f]{64}, expected 0{64}"):
+        fetch("toy", dest, source=source)
+    assert list(dest.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "member", ["../escaped.txt", "/tmp/absolute.txt", "toy-batches-bin/../../up.txt"]
+)
+def test_an_archive_reaching_outside_its_folder_is_refused(tmp_path, member):
+    archive = tmp_path / "evil.tar.gz"
+    digest = make_archive(archive, {**GOOD, member: b"gotcha"})
+    dest = tmp_path / "deep" / "data"
+    with pytest.raises(ValueError, match=r"refusing .* \(outside the folder\)"):
+        fetch("evil", dest, source=Source(archive.as_uri(), "sha256", digest, "toy-batches-bin"))
+    assert list(dest.iterdir()) == []
+    assert not (tmp_path / "deep" / "escaped.txt").exists()
+    assert not Path("/tmp/absolute.txt").exists()
+
+
+def test_links_in_an_archive_are_refused(tmp_path):
+    archive = tmp_path / "link.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo("toy-batches-bin/passwd")
+        info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tar.addfile(info)
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    source = Source(archive.as_uri(), "sha256", digest, "toy-batches-bin")
+    with pytest.raises(ValueError, match=r"refusing 'toy-batches-bin/passwd' \(not a file"):
+        fetch("link", tmp_path / "data", source=source)
+
+
+def test_the_published_sources_are_pinned():
+    for name, source in fetch_module.SOURCES.items():
+        assert source.url.startswith("https://"), name
+        assert len(source.checksum) == {"sha256": 64, "md5": 32}[source.algorithm], name
+
+
+def test_main_reports_failures_in_one_line(tmp_path, capsys, monkeypatch):
+    def unreachable(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(fetch_module, "download", unreachable)
+    assert fetch_module.main(["cifar10", "--dest", str(tmp_path)]) == 1
+    assert capsys.readouterr().err.strip().endswith("fetch cifar10: network is unreachable")
