@@ -215,12 +215,12 @@ def plot_training_curves(history: Sequence[dict[str, float]]) -> Figure:
 
 
 def _as_displayable(image: np.ndarray) -> np.ndarray:
-    """(3, H, W) or (H, W), uint8 or float in [0, 1] -> what imshow expects."""
-    if image.ndim == 3:
-        image = image.transpose(1, 2, 0)
-    if image.dtype == np.uint8:
+    """(3, H, W) uint8 or float in [0, 1] -> (H, W, 3) for imshow (floats clipped to [0, 1]);
+    (H, W) is returned as it is: imshow maps it through a colormap over its own range."""
+    if image.ndim == 2:
         return image
-    return np.clip(image, 0, 1)
+    image = image.transpose(1, 2, 0)
+    return image if image.dtype == np.uint8 else np.clip(image, 0, 1)
 
 
 def image_grid(

@@ -70,7 +70,7 @@ class TrainConfig:
     pca: bool | None = None
     pca_sigma: float = 0.1
     val_fraction: float = 0.1
-    patience: int = 3
+    patience: int = 5
     max_lr_drops: int = 3
     ten_view: bool = False  # final test with the paper's ten views
     out: str | None = None

@@ -19,8 +19,15 @@ import functools
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 from minialexnet import Sequential, build_alexnet
+
+# In CI the hypothesis examples are derandomized: a run is reproducible, and a failure there is
+# a failure every time. Local runs keep exploring fresh random examples.
+settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")

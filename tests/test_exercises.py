@@ -155,8 +155,6 @@ def test_student_copy_tests_fail_exactly_on_the_stripped_layer(tmp_path):
     stripped = run_in(copy, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_pool.py")
     assert stripped.returncode == 1, stripped.stdout[-2000:]
     assert "NotImplementedError" in stripped.stdout
-    untouched = run_in(
-        copy, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_lrn.py",
-        "tests/test_linear.py",
-    )
+    pytest_args = ("-m", "pytest", "-q", "-p", "no:cacheprovider")
+    untouched = run_in(copy, *pytest_args, "tests/test_lrn.py", "tests/test_linear.py")
     assert untouched.returncode == 0, untouched.stdout[-2000:]
