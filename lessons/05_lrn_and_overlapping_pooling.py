@@ -65,7 +65,7 @@ for label, layer in conventions.items():
 # instead of 32 → 15 → 7 → 3), so fc6 has more inputs: 1,024 instead of 576.
 
 # %%
-config = TrainConfig(epochs=1 if QUICK else 10, batch_size=32, lr=0.01)
+config = TrainConfig(epochs=1 if QUICK else 10, batch_size=32, lr=0.01, patience=2)
 splits = load_splits(config, limit=64 if QUICK else None)
 histories, test_error, runs = {}, {}, {}
 for pool in ((3, 2), (2, 2)):

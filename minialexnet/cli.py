@@ -137,7 +137,7 @@ def add_train_parser(commands: argparse._SubParsersAction) -> None:
         help=f"epochs without improvement before lr/10, default {d.patience}",
     )
     p.add_argument("--max-lr-drops", type=int, help=f"default {d.max_lr_drops}")
-    p.add_argument("--ten-view", action="store_true", help="final test on 10 views")
+    p.add_argument("--ten-view", action="store_true", help="final test on the paper's 10 views")
     p.add_argument("--out", metavar="DIR", help="output folder (default: a new runs/<name>-<time>)")
     p.add_argument("--resume", metavar="CHECKPOINT", help="continue a run from its checkpoint.npz")
     p.add_argument("--backend", choices=("cpu", "cuda"), help=f"default {d.backend}")
@@ -195,14 +195,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", help="default: the one it was trained on")
     p.add_argument("--data", metavar="PATH", help="default: the one it was trained on")
     p.add_argument("--split", choices=("test", "val"), default="test")
-    p.add_argument("--ten-view", action="store_true", help="average the paper's 10 views")
+    p.add_argument(
+        "--ten-view", action="store_true", help="average the 10 views (5 if trained without flips)"
+    )
     p.set_defaults(func=cmd_evaluate)
 
     p = commands.add_parser("predict", help="the top-5 classes of image files")
     p.add_argument("checkpoint", help="a checkpoint.npz written by train")
     p.add_argument("images", nargs="+", help="JPEG/PNG files")
     p.add_argument("--top", type=int, default=5, help="how many classes to show (default 5)")
-    p.add_argument("--ten-view", action="store_true", help="average the paper's 10 views")
+    p.add_argument(
+        "--ten-view", action="store_true", help="average the 10 views (5 if trained without flips)"
+    )
     p.set_defaults(func=cmd_predict)
     return parser
 

@@ -25,7 +25,8 @@ def predict_proba(
 ) -> np.ndarray:
     """Class probabilities (N, classes) for uint8 images (N, 3, S, S), in eval mode.
 
-    With ``ten_view`` the softmax outputs of the ten views are averaged [P §4.1].
+    With ``ten_view`` the softmax outputs of the ten views are averaged [P §4.1] (the five
+    unmirrored ones for a net trained without flips: ``Preprocessor.test_views``).
     """
     was_training = next(iter(model.layers.values())).training
     model.eval()
@@ -161,7 +162,7 @@ def run_evaluate(
     except (ValueError, FileNotFoundError) as error:
         print(f"evaluate: {error}", file=sys.stderr)
         return 2
-    views = "10 views" if ten_view else "centre crop"
+    views = "multi-view" if ten_view else "centre crop"
     print(
         f"{split} ({views}): top-1 accuracy {1 - result['top1_error']:.2%}, "
         f"top-5 accuracy {1 - result['top5_error']:.2%}, loss {result['loss']:.4f}"

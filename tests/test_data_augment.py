@@ -179,3 +179,11 @@ def test_batch_slices_visit_every_index_once_and_resume_midway():
     assert num_batches(10, 4) == 3
     resumed = list(batch_slices(order, 4, start=1))
     assert all(np.array_equal(a, b) for a, b in zip(resumed, batches[1:], strict=True))
+
+
+def test_test_views_drop_the_mirrors_when_training_did_not_flip():
+    train = tiny_dataset()
+    flipped = Preprocessor.fit(train, crop=8, flip=True).test_views(train.images)
+    plain = Preprocessor.fit(train, crop=8, flip=False).test_views(train.images)
+    assert flipped.shape == (10, 8, 3, 8, 8) and plain.shape == (5, 8, 3, 8, 8)
+    assert np.array_equal(flipped[:5], plain)

@@ -71,7 +71,7 @@ def test_evaluate_prints_top1_and_top5(trained, capsys):
     assert main(["evaluate", str(trained / "checkpoint.npz")]) == 0
     assert capsys.readouterr().out.startswith("test (centre crop): top-1 accuracy ")
     assert main(["evaluate", str(trained / "checkpoint.npz"), "--ten-view", "--split", "val"]) == 0
-    assert capsys.readouterr().out.startswith("val (10 views): top-1 accuracy ")
+    assert capsys.readouterr().out.startswith("val (multi-view): top-1 accuracy ")
 
 
 def test_predict_lists_five_classes_with_probabilities(trained, tmp_path, capsys):

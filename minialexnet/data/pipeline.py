@@ -127,8 +127,11 @@ class Preprocessor:
         return np.ascontiguousarray(center_crop(self._to_float(images), self.crop))
 
     def test_views(self, images: np.ndarray) -> np.ndarray:
-        """(N, 3, S, S) uint8 -> (10, N, 3, crop, crop) float32: the paper's ten views."""
-        return np.ascontiguousarray(ten_views(self._to_float(images), self.crop))
+        """(N, 3, S, S) uint8 -> (V, N, 3, crop, crop) float32: the paper's ten views (V = 10),
+        or, for a net trained without flips, the five unmirrored ones (V = 5): a mirrored digit
+        is not a view the net was trained to read."""
+        views = ten_views(self._to_float(images), self.crop)
+        return np.ascontiguousarray(views if self.flip else views[:5])
 
     # -- checkpoints ----------------------------------------------------------------------
     def arrays(self) -> dict[str, np.ndarray]:

@@ -327,9 +327,9 @@ def im2col_backward(
     # EXERCISE im2col: dW, db and (if need_dx) dx from dout, chunk by chunk.
     # hint: db = dout summed over (n, i, j). Per chunk: rebuild cols with gather(...); per group
     # hint: dW_g += dout_rows[:, f_g].T @ cols[:, k_g] (or its transpose, cols[:, k_g].T @
-    # hint: dout_rows[:, f_g]); if need_dx: dcols_g = dout_rows[:, f_g] @
-    # hint: Wmat[f_g] (it may overwrite cols), then scatter(...) folds it back (col2im) into dx (N,
-    # hint: H, W, C). Return dx.transpose(0, 3, 1, 2), dW reshaped to (F, C/G, KH, KW), db.
+    # hint: dout_rows[:, f_g]); if need_dx: dcols_g = dout_rows[:, f_g] @ Wmat[f_g] (it may
+    # hint: overwrite cols), then scatter(...) folds it back (col2im) into dx (N, H, W, C).
+    # hint: Return dx.transpose(0, 3, 1, 2), dW reshaped to (F, C/G, KH, KW), db.
     N, C, H, Wd = x.shape
     F, K = Wmat.shape
     Fg, Cg = F // geo.G, C // geo.G
