@@ -31,8 +31,8 @@ the imports, so both frameworks are charged for their weights, gradients, activa
 scratch, not for their libraries. (The PyTorch child builds its twin from a NumPy model that it
 frees before the reset.) Linux only; elsewhere ``ru_maxrss``, which includes the setup.
 
-Threads: NumPy's BLAS and our batch-parallel layers use ``parallel.num_threads()`` (all CPUs,
-or OPENBLAS_NUM_THREADS / OMP_NUM_THREADS when set); PyTorch is given the same number. On a
+Threads: PyTorch is given as many threads as NumPy's BLAS uses (``blas_threads``: all CPUs,
+or OPENBLAS_NUM_THREADS / OMP_NUM_THREADS when set). On a
 machine other processes keep busy, multi-threaded matmuls lose most to the waiting between
 threads (OpenBLAS far more than PyTorch's oneDNN), so there ``OPENBLAS_NUM_THREADS=1 python -m
 minialexnet bench`` gives the steadier comparison: one thread each.
@@ -59,11 +59,11 @@ import numpy as np
 
 from .accounting import summarize
 from .layers.loss import softmax_cross_entropy
-from .layers.parallel import num_threads
 from .model import Sequential, build_alexnet
 from .torch_twin import check_agreement, torch_twin
 
 VARIANT = "ungrouped"
+QUIET_S = 0.2  # idle time before each timed call, so no worker thread is still spinning
 BLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
@@ -226,7 +226,7 @@ def memory_child(framework: str, batch: int) -> None:
     if framework == TorchRunner.name:
         import torch
 
-        torch.set_num_threads(num_threads())
+        torch.set_num_threads(blas_threads())
         base = rss_mb()
         model = build_alexnet(VARIANT)
         runner: Runner = TorchRunner(torch_twin(model))
@@ -259,6 +259,18 @@ def measure_peak_memory(framework: str, batch: int) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------
 # Timing and the table
 # ----------------------------------------------------------------------------------------
+def blas_threads() -> int:
+    """The threads OpenBLAS uses: OPENBLAS_NUM_THREADS or OMP_NUM_THREADS when set, else the
+    CPUs this process may run on."""
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(var, "")
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def time_runners(
     runners: list[Runner], batch: int, repeats: int, gflop_per_image: float
 ) -> list[Row]:
@@ -267,6 +279,9 @@ def time_runners(
     After one warm-up call each, the runners take turns, ``repeats`` rounds: on a machine
     whose load changes (other processes come and go), interleaving exposes every runner to the
     same conditions, where timing one and then the other would compare two different moments.
+    Before each timed call the process idles ``QUIET_S``: a BLAS or OpenMP worker thread
+    busy-waits for a while after its last task (OpenBLAS's up to ~0.1 s), and one left spinning
+    by the previous runner would take a core from the next.
     """
     rows = []
     for phase, gflop in (("forward", gflop_per_image), ("forward+backward", 3 * gflop_per_image)):
@@ -276,6 +291,7 @@ def time_runners(
         times: list[list[float]] = [[] for _ in runners]
         for _ in range(repeats):
             for call, runner_times in zip(calls, times, strict=True):
+                time.sleep(QUIET_S)
                 start = time.perf_counter()
                 call(batch)
                 runner_times.append(time.perf_counter() - start)
@@ -336,10 +352,10 @@ def run_bench(batch_sizes: list[int], repeats: int = 5, compare_torch: bool = Tr
         )
     model = build_alexnet(VARIANT)
     gflop = 2 * summarize(model).total_macs / 1e9
-    threads = num_threads()
+    threads = blas_threads()
     print(
-        f"{model.name}, float32; {threads} thread(s) for NumPy's BLAS, our batch-parallel layers "
-        f"and PyTorch; median of {repeats} runs after a warm-up"
+        f"{model.name}, float32; {threads} thread(s) for NumPy's BLAS and for PyTorch; "
+        f"median of {repeats} runs after a warm-up"
     )
     print(blas_description())
     for var in BLAS_ENV:

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from strategies import random_array
 
+import minialexnet.bench as bench
 import minialexnet.layers.conv as conv_module
-import minialexnet.layers.parallel as parallel
 from minialexnet import Sequential, build_alexnet
 from minialexnet.bench import median_ms, time_runners
 from minialexnet.layers import Conv2d, LocalResponseNorm, MaxPool2d
@@ -68,7 +68,7 @@ def test_median_ms_calls_once_for_warm_up_then_repeats_times():
     assert len(calls) == 5
 
 
-def test_time_runners_alternates_the_runners_and_reports_each_phase():
+def test_time_runners_alternates_the_runners_and_reports_each_phase(monkeypatch):
     # No timing is checked, only the bookkeeping: one warm-up call each, then the runners take
     # turns, and each phase gets one row per runner with the FLOP convention (x3 backward).
     log: list[tuple[str, str, int]] = []
@@ -83,6 +83,7 @@ def test_time_runners_alternates_the_runners_and_reports_each_phase():
         def step(self, batch: int) -> None:
             log.append((self.name, "step", batch))
 
+    monkeypatch.setattr(bench, "QUIET_S", 0.0)
     rows = time_runners([Fake("a"), Fake("b")], batch=4, repeats=3, gflop_per_image=2.0)
     assert log == [(n, "forward", 4) for n in "ab" * 4] + [(n, "step", 4) for n in "ab" * 4]
     assert [(r.framework, r.phase, r.batch, r.gflop) for r in rows] == [
@@ -157,33 +158,6 @@ def test_batch_size_can_change_between_calls(make, monkeypatch):
         np.testing.assert_array_equal(layer.backward(dout), fresh.backward(dout))
         for name, grad in fresh.grads.items():
             np.testing.assert_array_equal(layer.grads[name], grad, err_msg=name)
-
-
-@pytest.mark.parametrize(
-    "layer",
-    [
-        LocalResponseNorm(5, alpha=0.5),
-        MaxPool2d(3, 2),
-        Conv2d(8, 6, (3, 2), (2, 1), (1, 1), groups=2, dtype=np.float64),
-    ],
-    ids=repr,
-)
-def test_batch_parts_on_threads_give_the_single_thread_result(layer, monkeypatch):
-    # The layers cut the batch (a conv: each chunk of it) into parts, one thread each, for
-    # large arrays only; force it here at a small size with 3 uneven parts (5 images: 1 + 2 + 2
-    # in one chunk). Each image's arithmetic is the same whichever thread runs it, so the
-    # results must be identical, not merely close.
-    x = random_array((5, 8, 9, 8), 7)
-    dout_shape = (5, *layer.output_shape(x.shape[1:]))
-    dout = random_array(dout_shape, 8)
-    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
-    single = (layer.forward(x), layer.backward(dout), *layer.grads.values())
-    monkeypatch.setattr(parallel, "MIN_ELEMENTS", 0)
-    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
-    threaded = (layer.forward(x), layer.backward(dout), *layer.grads.values())
-    assert len(threaded) == len(single)
-    for name, a, b in zip(("out", "dx", "dW", "db"), single, threaded, strict=False):
-        np.testing.assert_array_equal(b, a, err_msg=name)
 
 
 def test_layers_sharing_a_sequentials_workspace_match_the_loops():

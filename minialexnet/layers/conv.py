@@ -26,13 +26,11 @@ Expected gradient-check relative error in float64: below 1e-7.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .base import Layer, Shape, check_positive_int
-from .parallel import over_batch
 from .workspace import Workspace
 
 Pair = int | tuple[int, int]
@@ -153,11 +151,9 @@ def naive_backward(
 # (``CHUNK_BYTES`` at most, unless one image needs more) stays in the CPU cache between being
 # written by im2col and read by the matmul, and lives in a reused workspace. The backward
 # recomputes each chunk's cols from the cached input instead of keeping the whole batch's
-# (224 MB for conv2 at batch 32): memory stays at the activations' size. Within a chunk, the
-# copies (padding, im2col, col2im) run on parts of its images in parallel threads
-# (``parallel.over_batch``); the matmuls are multi-threaded by BLAS.
+# (224 MB for conv2 at batch 32): memory stays at the activations' size.
 # ----------------------------------------------------------------------------------------
-CHUNK_BYTES = 16 * 2**20  # ~2 images of conv2's cols: big matmuls, and two parts to share
+CHUNK_BYTES = 16 * 2**20  # ~2 images of conv2's cols: large matmuls, within a 32 MB L3 cache
 
 
 @dataclass(frozen=True)
@@ -240,28 +236,23 @@ def col2im(dcols: np.ndarray, geo: Geometry, dxpad: np.ndarray) -> None:
     # END EXERCISE
 
 
-def gather(x: np.ndarray, geo: Geometry, xpad: np.ndarray, cols: np.ndarray, part: slice) -> None:
-    """Pad images ``part`` of a chunk into xpad (channels last, zero border) and im2col them:
-    one thread's share of the copying before a chunk's matmuls."""
-    per_image = len(cols) // len(xpad)
+def gather(x: np.ndarray, geo: Geometry, xpad: np.ndarray, cols: np.ndarray) -> None:
+    """Copy a chunk x (n, C, H, W) into xpad (n, H + 2PH, W + 2PW, C: channels last, zero
+    border), then im2col it into cols: the copying before a chunk's matmuls."""
     _, _, H, W = x.shape
-    pad = xpad[part]
-    pad[:, : geo.PH] = pad[:, geo.PH + H :] = 0  # the border too: scratch holds stale values
-    pad[:, :, : geo.PW] = pad[:, :, geo.PW + W :] = 0
-    pad[:, geo.PH : geo.PH + H, geo.PW : geo.PW + W] = channels_last(x[part])
-    im2col(pad, geo, cols[part.start * per_image : part.stop * per_image])
+    xpad[:, : geo.PH] = xpad[:, geo.PH + H :] = 0  # the border too: scratch holds stale values
+    xpad[:, :, : geo.PW] = xpad[:, :, geo.PW + W :] = 0
+    xpad[:, geo.PH : geo.PH + H, geo.PW : geo.PW + W] = channels_last(x)
+    im2col(xpad, geo, cols)
 
 
-def scatter(
-    dcols: np.ndarray, geo: Geometry, dxpad: np.ndarray, dx: np.ndarray, part: slice
-) -> None:
-    """col2im images ``part`` of a chunk into dxpad, then copy their dx (channels last,
-    (n, H, W, C)) out of the padding: one thread's share after a chunk's matmuls."""
-    per_image = len(dcols) // len(dxpad)
+def scatter(dcols: np.ndarray, geo: Geometry, dxpad: np.ndarray, dx: np.ndarray) -> None:
+    """col2im a chunk's dcols into dxpad, then copy the chunk's dx (n, H, W, C: channels
+    last) out of the padding: the copying after a chunk's matmuls."""
     _, H, W, _ = dx.shape
-    dxpad[part] = 0
-    col2im(dcols[part.start * per_image : part.stop * per_image], geo, dxpad[part])
-    dx[part] = dxpad[part, geo.PH : geo.PH + H, geo.PW : geo.PW + W]
+    dxpad[...] = 0
+    col2im(dcols, geo, dxpad)
+    dx[...] = dxpad[:, geo.PH : geo.PH + H, geo.PW : geo.PW + W]
 
 
 def weight_matrix(W: np.ndarray) -> np.ndarray:
@@ -302,7 +293,7 @@ def im2col_forward(
     for n0, n1 in plan:
         n = n1 - n0
         cols, out2d = col_buf[: n * P], out[n0:n1].reshape(n * P, F)
-        over_batch(partial(gather, x[n0:n1], geo, pad_buf[:n], cols), n, cols.size)
+        gather(x[n0:n1], geo, pad_buf[:n], cols)
         for f, k in group_blocks(F, K, geo.G):  # BLAS reads Wmat_g.T as it is (no copy)
             np.matmul(cols[:, k], Wmat[f].T, out=out2d[:, f])
         out2d += b  # bias added while the chunk is still in cache
@@ -351,7 +342,7 @@ def im2col_backward(
     for n0, n1 in plan:
         n = n1 - n0
         cols, rows = col_buf[: n * P], g2d[n0 * P : n1 * P]
-        over_batch(partial(gather, x[n0:n1], geo, pad_buf[:n], cols), n, cols.size)
+        gather(x[n0:n1], geo, pad_buf[:n], cols)
         for f, k in blocks:
             # dWmat_g.T = cols_g.T @ dout_g, the product dout_g.T @ cols_g transposed: with the
             # long side first, OpenBLAS's two threads stay in step when other processes share
@@ -361,7 +352,7 @@ def im2col_backward(
         if dx is not None and dpad_buf is not None:
             for f, k in blocks:  # dcols written over cols, which every group's dW is done with
                 np.matmul(rows[:, f], Wmat[f], out=cols[:, k])
-            over_batch(partial(scatter, cols, geo, dpad_buf[:n], dx[n0:n1]), n, cols.size)
+            scatter(cols, geo, dpad_buf[:n], dx[n0:n1])
     dW = np.ascontiguousarray(dWmat_T.reshape(geo.KH, geo.KW, Cg, F).transpose(3, 2, 0, 1))
     return (None if dx is None else dx.transpose(0, 3, 1, 2)), dW, db
     # END EXERCISE

@@ -25,9 +25,8 @@ Since out / s = x * r / s, the forward keeps r and q = -2 * a * beta * r / s (an
 
 Speed: every step is one whole-array NumPy operation written into memory that already exists
 (the output, the kept r and q, or scratch), so there are no temporaries to allocate and fault
-in; every array keeps x's memory layout, so a channels-last input is summed along contiguous
-memory; and the layer runs the functions on parts of the batch in parallel threads
-(``parallel.over_batch``), which is why they fill arrays they are given. (s**-0.75 computed as
+in (which is why the functions fill arrays they are given); and every array keeps x's memory
+layout, so a channels-last input is summed along contiguous memory. (s**-0.75 computed as
 1/(sqrt(s)*sqrt(sqrt(s))) was tried: NumPy's float32 power is vectorized, and the square roots
 saved ~10% of that one step, not worth a special case.)
 Expected gradient-check relative error in float64: below 1e-7.
@@ -40,7 +39,6 @@ from typing import Literal
 import numpy as np
 
 from .base import Layer, check_positive_int
-from .parallel import over_batch
 from .workspace import Workspace
 
 Convention = Literal["paper", "caffe"]
@@ -168,11 +166,7 @@ class LocalResponseNorm(Layer):
         # r and q live in memory this layer reuses at every forward (no fresh-page faults).
         r, q = self.kept.like("r", x), self.kept.like("q", x)
         s = self.workspace.like("lrn", x)
-
-        def part(b: slice) -> None:
-            lrn_forward(x[b], n, k, a, beta, out[b], r[b], q[b], s[b])
-
-        over_batch(part, len(x), x.size)
+        lrn_forward(x, n, k, a, beta, out, r, q, s)
         self._cache = (x, r, q)
         return out
 
@@ -180,11 +174,7 @@ class LocalResponseNorm(Layer):
         x, r, q = self._cache
         dx = np.empty_like(dout)  # fresh: returned
         window = self.workspace.like("lrn", dout)  # the same scratch as forward's s
-
-        def part(b: slice) -> None:
-            lrn_backward(dout[b], x[b], r[b], q[b], self.size, dx[b], window[b])
-
-        over_batch(part, len(dx), dx.size)
+        lrn_backward(dout, x, r, q, self.size, dx, window)
         return dx
 
     def __repr__(self) -> str:

@@ -21,8 +21,8 @@ per output). The backward walks the same offsets and adds the gradient where ``a
 matches. Both use only whole-array arithmetic (no boolean indexing, no ``where=`` masks: those
 are 5-20x slower per element in NumPy), and every array keeps the memory layout of the one it
 comes from, so a channels-last input (as the fast ``Conv2d`` returns) is walked contiguously.
-The layer runs them on parts of the batch in parallel (``parallel.over_batch``), so the
-functions fill output arrays they are given instead of returning new ones.
+The functions fill arrays the layer gives them: the output is fresh, argmax is memory the layer
+reuses at every forward.
 Expected gradient-check relative error in float64: below 1e-7.
 """
 
@@ -32,7 +32,6 @@ import numpy as np
 
 from .base import Layer, Shape, check_positive_int
 from .conv import output_size
-from .parallel import over_batch
 from .workspace import Workspace
 
 
@@ -101,7 +100,7 @@ class MaxPool2d(Layer):
         # empty_like with a shape keeps x's memory layout (channels-last stays channels-last).
         out = np.empty_like(x, shape=(x.shape[0], *self.output_shape(x.shape[1:])))
         argmax = self.kept.like("argmax", out, np.uint8)  # reused at every forward
-        over_batch(lambda b: maxpool_forward(x[b], K, S, out[b], argmax[b]), len(x), x.size)
+        maxpool_forward(x, K, S, out, argmax)
         self._cache = (argmax, x.shape)
         return out
 
@@ -109,7 +108,7 @@ class MaxPool2d(Layer):
         argmax, x_shape = self._cache
         K, S = self.kernel_size, self.stride
         dx = np.zeros_like(dout, shape=x_shape)  # in dout's memory layout
-        over_batch(lambda b: maxpool_backward(dout[b], argmax[b], K, S, dx[b]), len(dx), dx.size)
+        maxpool_backward(dout, argmax, K, S, dx)
         return dx
 
     def __repr__(self) -> str:
