@@ -104,8 +104,8 @@ save_figure(
 # %% [markdown]
 # ## What to read into the number
 #
-# When this lesson was written the ratio came out at **0.5**: the tanh net reached 25%
-# training error in 17 iterations, the ReLU net in 32 (and with a 5% target, 50 against 88).
+# When this lesson was written the ratio came out at **0.6**: the tanh net reached 25%
+# training error in 17 iterations, the ReLU net in 30.
 # On this problem the paper's effect does not appear — and the reasons are the lesson:
 #
 # * The paper's argument is saturation: a tanh unit driven far from zero stops passing

@@ -206,11 +206,12 @@ def plot_training_curves(history: Sequence[dict[str, float]]) -> Figure:
     epochs = [h["epoch"] for h in history]
     top5 = [100 * h["val_top5_error"] for h in history]
     ax_err.plot(epochs, top5, ":", color="C0", label="validation top-5")
-    for before, after in pairwise(history):
-        if after["lr"] < before["lr"]:
-            for ax in (ax_err, ax_loss):
-                ax.axvline(before["epoch"] + 0.5, color="gray", ls=":", lw=1)
+    drops = [b["epoch"] + 0.5 for b, a in pairwise(history) if a["lr"] < b["lr"]]
+    for i, epoch in enumerate(drops):
+        for ax in (ax_err, ax_loss):  # one legend entry for all the lines
+            ax.axvline(epoch, color="gray", ls=":", lw=1, label=None if i else "lr ÷ 10")
     ax_err.legend(fontsize=7)
+    ax_loss.legend(fontsize=7)
     return fig
 
 

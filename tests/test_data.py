@@ -153,7 +153,7 @@ def test_grayscale_images_become_rgb(tmp_path):
 # ----------------------------------------------------------------------------------------
 # digits, splits, Dataset checks
 # ----------------------------------------------------------------------------------------
-def test_digits_are_rgb_at_the_stored_size_with_a_stratified_test_split():
+def test_digits_are_rgb_padded_to_the_stored_size_with_a_stratified_test_split():
     train, test = load_digits(size=37)
     assert train.images.shape[1:] == (3, 37, 37) and train.images.dtype == np.uint8
     assert len(train) + len(test) == 1797
@@ -163,6 +163,12 @@ def test_digits_are_rgb_at_the_stored_size_with_a_stratified_test_split():
     train_rows = {img.tobytes() for img in train.images}
     assert sum(img.tobytes() in train_rows for img in test.images) <= 2  # (a few duplicates)
     assert train.images.max() == 255 and train.images.min() == 0
+    # The digit is drawn 32x32 (the net's input) at offset 2 on a black canvas: rows and
+    # columns outside [2, 34) are empty, so every random 32x32 crop holds the whole digit.
+    inside = np.zeros((37, 37), dtype=bool)
+    inside[2:34, 2:34] = True
+    assert not train.images[..., ~inside].any()
+    assert train.images[..., 2, 2:34].any() or train.images[..., 2:34, 2].any()
 
 
 def test_split_off_is_stratified_disjoint_and_seeded():

@@ -38,10 +38,11 @@ import numpy as np
 from numba import config, cuda
 
 from ..accounting import summarize
-from ..bench import median_ms, torch_twin
+from ..bench import median_ms
 from ..layers import Conv2d, Linear
 from ..model import Sequential, build_alexnet
 from ..optim import SGD
+from ..torch_twin import torch_twin
 from ..train import cpu_train_step
 from . import gpu_unavailable_reason
 from .backend import CudaTrainer

@@ -26,6 +26,7 @@ import numpy as np
 from numba import cuda, float32, uint32
 
 from ..layers import Conv2d
+from ..layers.conv import sliding_positions
 from .common import check_device, launch, register
 from .gemm import gemm
 from .linear import WeightedCuda, add_row_bias, row_sums
@@ -95,7 +96,7 @@ def _geometry(fn: str, x_shape: tuple, kernel_size: tuple, stride: tuple, paddin
             f"{fn}: kernel {KH}x{KW}, stride {SH}x{SW}, padding {PH}x{PW} do not fit maps of "
             f"{H}x{W} (kernel and stride >= 1, padding >= 0, kernel <= padded size)"
         )
-    OH, OW = (H + 2 * PH - KH) // SH + 1, (W + 2 * PW - KW) // SW + 1
+    OH, OW = sliding_positions(H, KH, SH, PH), sliding_positions(W, KW, SW, PW)
     return (C, N, H, W, KH, KW, SH, SW, PH, PW, OH, OW)
 
 

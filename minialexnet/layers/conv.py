@@ -49,14 +49,19 @@ def pair(layer: str, argument: str, value: Pair, *, minimum: int) -> tuple[int, 
     return v, v
 
 
+def sliding_positions(size: int, kernel: int, stride: int, padding: int) -> int:
+    """Where a window fits along one axis: ``(size + 2*padding - kernel) // stride + 1``."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
 def output_size(layer: str, size: int, kernel: int, stride: int, padding: int, axis: str) -> int:
-    """``(size + 2*padding - kernel) // stride + 1``, or a ValueError if the kernel doesn't fit."""
+    """``sliding_positions``, or a ValueError naming ``layer`` if the kernel doesn't fit."""
     if kernel > size + 2 * padding:
         raise ValueError(
             f"{layer}: kernel {axis} {kernel} is larger than the padded input {axis} "
             f"{size} + 2*{padding} = {size + 2 * padding}"
         )
-    return (size + 2 * padding - kernel) // stride + 1
+    return sliding_positions(size, kernel, stride, padding)
 
 
 def pad_input(x: np.ndarray, ph: int, pw: int) -> np.ndarray:
@@ -169,10 +174,10 @@ class Geometry:
     G: int
 
     def out_size(self, H: int, W: int) -> tuple[int, int]:
-        """(OH, OW) for an unpadded H x W input."""
+        """(OH, OW) for an unpadded H x W input (the layer has checked that the kernel fits)."""
         return (
-            (H + 2 * self.PH - self.KH) // self.SH + 1,
-            (W + 2 * self.PW - self.KW) // self.SW + 1,
+            sliding_positions(H, self.KH, self.SH, self.PH),
+            sliding_positions(W, self.KW, self.SW, self.PW),
         )
 
 
