@@ -18,6 +18,7 @@ import numpy as np
 from numba import cuda, float32
 
 from ..layers import MaxPool2d
+from ..layers.conv import sliding_positions
 from .common import CudaLayer, check_device, launch, register
 
 
@@ -70,7 +71,7 @@ def maxpool_forward(x: Any, out: Any, argmax: Any, kernel_size: int, stride: int
             f"{fn}: need 1 <= kernel_size <= min(16, H, W) and stride >= 1, got kernel_size={K}, "
             f"stride={S} for maps of {H}x{W}"
         )
-    OH, OW = (H - K) // S + 1, (W - K) // S + 1
+    OH, OW = sliding_positions(H, K, S, 0), sliding_positions(W, K, S, 0)
     check_device(fn, "out", out, (C, N, OH, OW))
     check_device(fn, "argmax", argmax, (C, N, OH, OW), np.uint8)
     grid, threads = launch(out.size)
@@ -85,7 +86,7 @@ def maxpool_backward(dout: Any, argmax: Any, dx: Any, kernel_size: int, stride: 
     fn = "maxpool_backward"
     C, N, H, W = check_device(fn, "dx", dx).shape
     K, S = kernel_size, stride
-    OH, OW = (H - K) // S + 1, (W - K) // S + 1
+    OH, OW = sliding_positions(H, K, S, 0), sliding_positions(W, K, S, 0)
     check_device(fn, "dout", dout, (C, N, OH, OW))
     check_device(fn, "argmax", argmax, (C, N, OH, OW), np.uint8)
     grid, threads = launch(dx.size)

@@ -68,9 +68,12 @@ class Dataset:
         return Dataset(self.images[index], self.labels[index], self.classes, name or self.name)
 
 
+STORED_PER_INPUT = 256 / 224  # the paper's stored image side per network input side
+
+
 def stored_size(input_size: int) -> int:
     """The stored image size for a network input size, at the paper's 256:224 ratio."""
-    return round(input_size * 256 / 224)
+    return round(input_size * STORED_PER_INPUT)
 
 
 def split_off(dataset: Dataset, fraction: float, seed: int = 0) -> tuple[Dataset, Dataset]:
@@ -142,7 +145,7 @@ def load_digits(size: int = 37, test_fraction: float = 0.2) -> tuple[Dataset, Da
     from sklearn.datasets import load_digits as sklearn_digits
 
     bunch = sklearn_digits()
-    digit_size = round(size * 224 / 256)  # the inverse of stored_size
+    digit_size = round(size / STORED_PER_INPUT)  # the net's input side for this stored side
     top = (size - digit_size) // 2
     images = np.zeros((len(bunch.images), 3, size, size), dtype=np.uint8)
     for i, digit in enumerate(bunch.images):
