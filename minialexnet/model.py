@@ -24,23 +24,16 @@ paper's test-time scaling (``mode="paper"``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+import importlib
+import importlib.util
+from collections.abc import Iterable, Iterator
+from types import ModuleType
 
 import numpy as np
 
-from .layers import (
-    Conv2d,
-    Dropout,
-    Flatten,
-    Layer,
-    Linear,
-    LocalResponseNorm,
-    MaxPool2d,
-    ReLU,
-    Tanh,
-)
+from .layers import Layer
 from .layers.base import FLOAT_DTYPES, Shape, check_array
-from .layers.workspace import Workspace
 
 
 class Sequential:
@@ -67,12 +60,12 @@ class Sequential:
             raise ValueError(f"{name}: a Sequential needs at least one layer")
         # Nothing upstream of the first layer wants a gradient: skip its dL/dx (conv1's col2im).
         next(iter(self.layers.values())).needs_input_grad = False
-        # The layers run one at a time, so they can share one set of scratch buffers: the
-        # network then holds the largest layer's scratch, not the sum (see layers/workspace.py).
-        self.workspace = Workspace()
+        # An engine whose layers carry scratch memory (``layer.share_scratch``) lets them share
+        # it: the layers run one at a time, so the network needs the largest layer's scratch.
         for layer in self.layers.values():
-            if hasattr(layer, "workspace"):
-                layer.workspace = self.workspace
+            share = getattr(layer, "share_scratch", None)
+            if share is not None:
+                share(self)
 
     # -- forward and backward -----------------------------------------------------------
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -96,9 +89,24 @@ class Sequential:
     def backward(self, dout: np.ndarray) -> None:
         """Backpropagate dL/d(output) through every layer, filling each layer's ``grads``."""
         layers = list(self.layers.values())
+        for layer in layers[:-1]:
+            layer.check_backward_allowed()
         dout = layers[-1].backward(dout)  # the public backward checks dout's shape and dtype once
         for layer in reversed(layers[:-1]):
             dout = layer._backward(dout)
+
+    @contextlib.contextmanager
+    def no_grad(self) -> Iterator[Sequential]:
+        """Inference only, inside the ``with`` block: layers may keep nothing for a backward
+        (the fast engine then holds only the activations in flight), and ``backward`` after
+        such a forward raises. Does not change train/eval mode: call ``eval()`` as well."""
+        for layer in self.layers.values():
+            layer.grad_enabled = False
+        try:
+            yield self
+        finally:
+            for layer in self.layers.values():
+                layer.grad_enabled = True
 
     # -- parameters ---------------------------------------------------------------------
     def params(self) -> dict[str, np.ndarray]:
@@ -148,7 +156,34 @@ class Sequential:
 # The variants
 # ----------------------------------------------------------------------------------------
 VARIANTS = ("ungrouped", "paper", "torchvision", "mini", "mini64")
-_ACTIVATIONS: dict[str, type[Layer]] = {"relu": ReLU, "tanh": Tanh}
+ACTIVATIONS = ("relu", "tanh")
+
+# The engines: packages with the same layer classes (Conv2d, ReLU, ...), the same constructor
+# arguments and the same layer contract. "reference" is minialexnet/layers (plain NumPy, what
+# students read and write); "fast" is minialexnet/fast (the tuned CPU engine, tested equal).
+ENGINES = {"reference": "minialexnet.layers", "fast": "minialexnet.fast"}
+
+
+def default_engine() -> str:
+    """ "fast", or "reference" where the fast engine is absent: a student copy leaves
+    minialexnet/fast out (it would hand over the solutions), so there the student's own
+    reference layers run everything."""
+    return "fast" if importlib.util.find_spec("minialexnet.fast") is not None else "reference"
+
+
+def engine_layers(engine: str | None) -> ModuleType:
+    """The package holding ``engine``'s layer classes (None: ``default_engine()``)."""
+    engine = default_engine() if engine is None else engine
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {tuple(ENGINES)}, got {engine!r}")
+    try:
+        return importlib.import_module(ENGINES[engine])
+    except ImportError as error:
+        raise ValueError(
+            f"engine {engine!r} is not available ({error}); a student copy has only "
+            "engine='reference'"
+        ) from error
+
 
 # name: (input size, [(out channels, kernel, stride, padding, groups) for conv1..conv5],
 #        fc hidden width, LRN after conv1/conv2?, default classes)
@@ -227,6 +262,7 @@ def build_alexnet(
     activation: str = "relu",
     lrn: bool | None = None,
     pool: tuple[int, int] = (3, 2),
+    engine: str | None = None,
 ) -> Sequential:
     """Build one of ``VARIANTS``: conv1..conv5 (ReLU; LRN after 1-2; max-pool 3/2 after 1, 2, 5),
     then fc6, fc7 (ReLU + dropout) and fc8 giving logits. Weights are He-normal from ``seed``.
@@ -234,18 +270,21 @@ def build_alexnet(
     The switches take one of the paper's design choices out, for the lessons that measure it:
     ``activation="tanh"`` (§3.1), ``lrn=False`` (§3.3; None keeps the variant's own choice),
     ``pool=(2, 2)`` for non-overlapping pooling (§3.4), ``dropout=0`` for no dropout layers (§4.2).
+    ``engine`` picks the layers' implementation (``ENGINES``; default ``default_engine()``):
+    both give the same network, parameters and outputs.
     """
     if variant not in _SPECS:
         raise ValueError(f"build_alexnet: variant must be one of {VARIANTS}, got {variant!r}")
-    if activation not in _ACTIVATIONS:
+    if activation not in ACTIVATIONS:
         raise ValueError(
-            f"build_alexnet: activation must be one of {tuple(_ACTIVATIONS)}, got {activation!r}"
+            f"build_alexnet: activation must be one of {ACTIVATIONS}, got {activation!r}"
         )
     if len(pool) != 2:
         raise ValueError(f"build_alexnet: pool must be (kernel, stride), got {pool!r}")
     size, convs, hidden, use_lrn, default_classes = _SPECS[variant]
     use_lrn = use_lrn if lrn is None else lrn
-    act = _ACTIVATIONS[activation]
+    L = engine_layers(engine)
+    act = {"relu": L.ReLU, "tanh": L.Tanh}[activation]
     num_classes = default_classes if num_classes is None else num_classes
     rng = np.random.default_rng(seed)
     torchvision_style = variant == "torchvision"
@@ -254,21 +293,23 @@ def build_alexnet(
     layers: list[tuple[str, Layer]] = []
     channels = 3
     for i, (out_ch, k, s, p, g) in enumerate(convs, start=1):
-        conv = Conv2d(channels, out_ch, k, s, p, g, rng=rng, dtype=dtype)
+        conv = L.Conv2d(channels, out_ch, k, s, p, g, rng=rng, dtype=dtype)
         layers += [(f"conv{i}", conv), (f"{activation}{i}", act())]
         if use_lrn and i in (1, 2):
-            layers.append((f"norm{i}", LocalResponseNorm(convention=lrn_convention)))
+            layers.append((f"norm{i}", L.LocalResponseNorm(convention=lrn_convention)))
         if i in (1, 2, 5):
-            layers.append((f"pool{i}", MaxPool2d(*pool)))
+            layers.append((f"pool{i}", L.MaxPool2d(*pool)))
         channels = out_ch
-    layers.append(("flatten", Flatten()))
+    layers.append(("flatten", L.Flatten()))
     features = Sequential(layers, (3, size, size))  # only to learn fc6's input width
     (width,) = features.shapes["flatten"]
     for i, out_features in ((6, hidden), (7, hidden)):
-        drop = [(f"drop{i}", Dropout(dropout, mode=dropout_mode, seed=seed + i))] if dropout else []
-        fc = [(f"fc{i}", Linear(width, out_features, rng=rng, dtype=dtype))]
+        drop = (
+            [(f"drop{i}", L.Dropout(dropout, mode=dropout_mode, seed=seed + i))] if dropout else []
+        )
+        fc = [(f"fc{i}", L.Linear(width, out_features, rng=rng, dtype=dtype))]
         relu = [(f"{activation}{i}", act())]
         layers += drop + fc + relu if torchvision_style else fc + relu + drop
         width = out_features
-    layers.append(("fc8", Linear(width, num_classes, rng=rng, dtype=dtype)))
+    layers.append(("fc8", L.Linear(width, num_classes, rng=rng, dtype=dtype)))
     return Sequential(layers, (3, size, size), name=f"alexnet-{variant}")

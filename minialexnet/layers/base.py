@@ -111,6 +111,10 @@ class Layer:
         self.training = True
         # False for a network's first layer: nothing upstream wants dL/dx, so skip computing it.
         self.needs_input_grad = True
+        # False while a forward is for inference only (``Sequential.no_grad``): an engine may
+        # then keep nothing for a backward; ``backward`` refuses to run after such a forward.
+        self.grad_enabled = True
+        self._forward_kept_cache = False
         self._cache: Any = None
         self._out_shape: Shape | None = None
         self._out_dtype: np.dtype | None = None
@@ -136,6 +140,7 @@ class Layer:
         """
         if self._out_shape is None:
             raise RuntimeError(f"{self.name}: backward called before forward")
+        self.check_backward_allowed()
         check_array(
             self.name,
             "dout",
@@ -156,7 +161,16 @@ class Layer:
         """Forward without input checks (``Sequential`` checks its input once)."""
         out = self._forward(x)
         self._out_shape, self._out_dtype = out.shape, out.dtype
+        self._forward_kept_cache = self.grad_enabled
         return out
+
+    def check_backward_allowed(self) -> None:
+        """Raise RuntimeError naming the layer if the last forward ran under ``no_grad``."""
+        if not self._forward_kept_cache:
+            raise RuntimeError(
+                f"{self.name}: backward after a forward run without gradients (no_grad); "
+                "run the forward again outside no_grad first"
+            )
 
     # -- what subclasses implement ------------------------------------------------------
     def _forward(self, x: np.ndarray) -> np.ndarray:
