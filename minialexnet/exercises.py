@@ -13,10 +13,15 @@ the code:
 and ``# END EXERCISE`` by ``raise NotImplementedError(...)``, keeping the EXERCISE and hint lines.
 Tags name the layer (``conv``, ``pool``, ``lrn``, ...); ``layers`` picks which to strip.
 
-What a student copy leaves out, because it would hand over a solution: the GPU path
-(``minialexnet/cuda/``, its tests and lesson 09: the same math as CUDA kernels) and the teacher's
-own test of this tool (``tests/test_exercises.py``). Everything else is copied as is, so the
-copy installs, its tests run, and its lessons run as far as the implemented layers allow.
+The regions cover exactly the reference (``minialexnet/layers/``, plus the SGD rule in
+``optim.py``): plain NumPy that returns its results, the code a student reads and writes.
+What a student copy leaves out, because it would hand over a solution: the fast CPU engine
+(``minialexnet/fast/`` and its tests: the same math, tuned), the GPU path (``minialexnet/cuda/``,
+its tests and lesson 09: the same math as CUDA kernels) and the teacher's own test of this tool
+(``tests/test_exercises.py``). Without ``fast/`` the copy's default engine is the reference
+(``model.default_engine``), so the whole network trains on the student's own layers.
+Everything else is copied as is, so the copy installs, its tests run, and its lessons run as
+far as the implemented layers allow.
 """
 
 from __future__ import annotations
@@ -50,6 +55,8 @@ EXCLUDED = (
     "build",
     "dist",
     "minialexnet/cuda",
+    "minialexnet/fast",
+    "tests/test_fast_*",
     "tests/test_cuda_*",
     "tests/test_exercises.py",
     "lessons/09_*",

@@ -12,6 +12,8 @@ Rows: ``conv`` (the loop version), ``im2col`` (the fast version with its im2col/
 ``pool``, ``lrn``, ``activations`` (ReLU, tanh, sigmoid), ``dropout``, ``linear`` (with Flatten),
 ``loss`` (softmax cross-entropy) and ``sgd`` (the paper's update rule).
 Points: 4 for a layer's forward, 6 for its backward; ``sgd`` (one update rule) 10 on its own.
+``engine`` picks whose layers are graded: the reference (default) or the fast engine, which the
+same checks hold to the same answers.
 """
 
 from __future__ import annotations
@@ -19,22 +21,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
+from types import ModuleType
 
 import numpy as np
 
 from .gradcheck import DEFAULT_THRESHOLD, GradCheckReport, check_array_gradient, check_layer
-from .layers import (
-    Conv2d,
-    Dropout,
-    Flatten,
-    Linear,
-    LocalResponseNorm,
-    MaxPool2d,
-    ReLU,
-    Sigmoid,
-    Tanh,
-    softmax_cross_entropy,
-)
+from .model import engine_layers
 
 FORWARD_POINTS, BACKWARD_POINTS = 4, 6
 
@@ -64,24 +56,24 @@ def f64(values: object) -> np.ndarray:
 # ----------------------------------------------------------------------------------------
 # Forward checks: hand-worked values and properties. Each returns True when correct.
 # ----------------------------------------------------------------------------------------
-def conv_forward_ok(impl: str) -> bool:
+def conv_forward_ok(L: ModuleType, impl: str) -> bool:
     # x = 1..16 in a 4x4 image, an all-ones 2x2 kernel at stride 2, bias 1: each output is its
     # window's sum plus 1: 1+2+5+6+1 = 15, 3+4+7+8+1 = 23, 9+10+13+14+1 = 47, 11+12+15+16+1 = 55.
-    conv = Conv2d(1, 1, 2, stride=2, impl=impl, dtype=np.float64)
+    conv = L.Conv2d(1, 1, 2, stride=2, impl=impl, dtype=np.float64)
     conv.params["W"][...] = 1.0
     conv.params["b"][...] = 1.0
     ok = close(conv.forward(f64(np.arange(1, 17).reshape(1, 1, 4, 4))), [[[[15, 23], [47, 55]]]])
     # A 3x3 kernel that is 1 at its top-left, padding 1: out[i, j] = x[i - 1, j - 1] (0 off-edge).
     rng = np.random.default_rng(1)
     x = rng.standard_normal((2, 1, 5, 4))
-    conv = Conv2d(1, 1, 3, padding=1, impl=impl, dtype=np.float64)
+    conv = L.Conv2d(1, 1, 3, padding=1, impl=impl, dtype=np.float64)
     conv.params["W"][...] = 0.0
     conv.params["W"][0, 0, 0, 0] = 1.0
     shifted = np.zeros_like(x)
     shifted[:, :, 1:, 1:] = x[:, :, :-1, :-1]
     ok &= close(conv.forward(x), shifted)
     # Groups: with groups=2, the filters of group 0 never see the channels of group 1.
-    conv = Conv2d(
+    conv = L.Conv2d(
         4, 6, (3, 2), stride=(2, 1), padding=(1, 0), groups=2, impl=impl, dtype=np.float64
     )
     x = rng.standard_normal((2, 4, 7, 6))
@@ -91,132 +83,133 @@ def conv_forward_ok(impl: str) -> bool:
     return bool(ok)
 
 
-def conv_backward(impl: str) -> list[GradCheckReport]:
+def conv_backward(L: ModuleType, impl: str) -> list[GradCheckReport]:
     rng = np.random.default_rng(2)
-    conv = Conv2d(
+    conv = L.Conv2d(
         4, 6, (3, 2), stride=(2, 1), padding=(1, 0), groups=2, impl=impl, dtype=np.float64, rng=rng
     )
     return [check_layer(conv, rng.standard_normal((2, 4, 7, 6)))]
 
 
-def pool_forward_ok() -> bool:
+def pool_forward_ok(L: ModuleType) -> bool:
     x = f64(np.arange(1, 26).reshape(1, 1, 5, 5))
     # 2x2 at stride 2 on 1..25 (5x5): windows {1,2,6,7} -> 7, {3,4,8,9} -> 9,
     # {11,12,16,17} -> 17, {13,14,18,19} -> 19 (the last row/column are not covered).
-    ok = close(MaxPool2d(2, 2).forward(x), [[[[7, 9], [17, 19]]]])
+    ok = close(L.MaxPool2d(2, 2).forward(x), [[[[7, 9], [17, 19]]]])
     # 3x3 at stride 2: windows at rows/cols 0 and 2 end at 13, 15, 23, 25 — the bottom-right.
-    ok &= close(MaxPool2d(3, 2).forward(x), [[[[13, 15], [23, 25]]]])
+    ok &= close(L.MaxPool2d(3, 2).forward(x), [[[[13, 15], [23, 25]]]])
     return bool(ok)
 
 
-def pool_backward() -> list[GradCheckReport]:
+def pool_backward(L: ModuleType) -> list[GradCheckReport]:
     rng = np.random.default_rng(3)
     return [
-        check_layer(MaxPool2d(3, 2), rng.standard_normal((2, 3, 9, 7))),
-        check_layer(MaxPool2d(2, 2), rng.standard_normal((2, 3, 8, 6))),
+        check_layer(L.MaxPool2d(3, 2), rng.standard_normal((2, 3, 9, 7))),
+        check_layer(L.MaxPool2d(2, 2), rng.standard_normal((2, 3, 8, 6))),
     ]
 
 
-def lrn_forward_ok() -> bool:
+def lrn_forward_ok(L: ModuleType) -> bool:
     # One pixel, channels x = (1, 2, 3), n = 3, k = 1, beta = 1.
     # paper, alpha = 1:   s = 1 + (1+4), 1 + (1+4+9), 1 + (4+9) = 6, 15, 14
     #                     out = 1/6, 2/15, 3/14
     # caffe, alpha = 1:   a = 1/3: s = 1 + 5/3, 1 + 14/3, 1 + 13/3 = 8/3, 17/3, 16/3
     #                     out = 3/8, 6/17, 9/16
     x = f64([1, 2, 3]).reshape(1, 3, 1, 1)
-    paper = LocalResponseNorm(3, alpha=1.0, beta=1.0, k=1.0, convention="paper").forward(x)
-    caffe = LocalResponseNorm(3, alpha=1.0, beta=1.0, k=1.0, convention="caffe").forward(x)
+    paper = L.LocalResponseNorm(3, alpha=1.0, beta=1.0, k=1.0, convention="paper").forward(x)
+    caffe = L.LocalResponseNorm(3, alpha=1.0, beta=1.0, k=1.0, convention="caffe").forward(x)
     return close(paper.ravel(), [1 / 6, 2 / 15, 3 / 14]) and close(
         caffe.ravel(), [3 / 8, 6 / 17, 9 / 16]
     )
 
 
-def lrn_backward() -> list[GradCheckReport]:
+def lrn_backward(L: ModuleType) -> list[GradCheckReport]:
     rng = np.random.default_rng(4)
     return [
         check_layer(
-            LocalResponseNorm(5, 1e-2, 0.75, 2.0, "paper"), rng.standard_normal((2, 7, 4, 3))
+            L.LocalResponseNorm(5, 1e-2, 0.75, 2.0, "paper"), rng.standard_normal((2, 7, 4, 3))
         ),
         check_layer(
-            LocalResponseNorm(3, 1e-1, 0.75, 1.0, "caffe"), rng.standard_normal((2, 6, 4, 3))
+            L.LocalResponseNorm(3, 1e-1, 0.75, 1.0, "caffe"), rng.standard_normal((2, 6, 4, 3))
         ),
     ]
 
 
-def activations_forward_ok() -> bool:
+def activations_forward_ok(L: ModuleType) -> bool:
     # relu(-1, 0, 2) = (0, 0, 2); tanh(ln 2) = (4 - 1) / (4 + 1) = 0.6;
     # sigmoid(ln 3) = 1 / (1 + 1/3) = 0.75; sigmoid(0) = 0.5.
     return (
-        close(ReLU().forward(f64([[-1, 0, 2]])), [[0, 0, 2]])
-        and close(Tanh().forward(f64([[np.log(2), 0]])), [[0.6, 0]])
-        and close(Sigmoid().forward(f64([[np.log(3), 0]])), [[0.75, 0.5]])
+        close(L.ReLU().forward(f64([[-1, 0, 2]])), [[0, 0, 2]])
+        and close(L.Tanh().forward(f64([[np.log(2), 0]])), [[0.6, 0]])
+        and close(L.Sigmoid().forward(f64([[np.log(3), 0]])), [[0.75, 0.5]])
     )
 
 
-def activations_backward() -> list[GradCheckReport]:
+def activations_backward(L: ModuleType) -> list[GradCheckReport]:
     rng = np.random.default_rng(5)
     return [
-        check_layer(layer, rng.standard_normal((3, 10))) for layer in (ReLU(), Tanh(), Sigmoid())
+        check_layer(layer, rng.standard_normal((3, 10)))
+        for layer in (L.ReLU(), L.Tanh(), L.Sigmoid())
     ]
 
 
-def dropout_forward_ok() -> bool:
+def dropout_forward_ok(L: ModuleType) -> bool:
     x = f64(np.arange(1, 201).reshape(2, 100))
-    ok = close(Dropout(0.25, "paper").eval().forward(x), 0.75 * x)
-    ok &= close(Dropout(0.25, "inverted").eval().forward(x), x)
+    ok = close(L.Dropout(0.25, "paper").eval().forward(x), 0.75 * x)
+    ok &= close(L.Dropout(0.25, "inverted").eval().forward(x), x)
     for mode, kept_scale in (("paper", 1.0), ("inverted", 1 / 0.75)):
-        out = Dropout(0.25, mode, seed=7).forward(x)
+        out = L.Dropout(0.25, mode, seed=7).forward(x)
         kept = out != 0
         ok &= close(out[kept], kept_scale * x[kept]) and 0.5 < kept.mean() < 0.95
-        ok &= close(Dropout(0.25, mode, seed=7).forward(x), out)  # the same seed, the same mask
+        ok &= close(L.Dropout(0.25, mode, seed=7).forward(x), out)  # the same seed, the same mask
     return bool(ok)
 
 
-def dropout_backward() -> list[GradCheckReport]:
+def dropout_backward(L: ModuleType) -> list[GradCheckReport]:
     rng = np.random.default_rng(6)
     return [
-        check_layer(Dropout(0.5, mode, seed=1), rng.standard_normal((3, 10)))
+        check_layer(L.Dropout(0.5, mode, seed=1), rng.standard_normal((3, 10)))
         for mode in ("paper", "inverted")
     ]
 
 
-def linear_forward_ok() -> bool:
+def linear_forward_ok(L: ModuleType) -> bool:
     # x = (1, 2); rows of W: (1, 0), (0, 1), (1, 1); b = (0, 1, 2) -> (1, 2+1, 3+2) = (1, 3, 5).
-    fc = Linear(2, 3, dtype=np.float64)
+    fc = L.Linear(2, 3, dtype=np.float64)
     fc.params["W"][...] = [[1, 0], [0, 1], [1, 1]]
     fc.params["b"][...] = [0, 1, 2]
-    flat = Flatten().forward(f64(np.arange(24).reshape(2, 3, 2, 2)))
+    flat = L.Flatten().forward(f64(np.arange(24).reshape(2, 3, 2, 2)))
     return close(fc.forward(f64([[1, 2]])), [[1, 3, 5]]) and close(flat[1], np.arange(12, 24))
 
 
-def linear_backward() -> list[GradCheckReport]:
+def linear_backward(L: ModuleType) -> list[GradCheckReport]:
     rng = np.random.default_rng(7)
     return [
-        check_layer(Linear(12, 5, dtype=np.float64, rng=rng), rng.standard_normal((3, 12))),
-        check_layer(Flatten(), rng.standard_normal((2, 3, 4, 5))),
+        check_layer(L.Linear(12, 5, dtype=np.float64, rng=rng), rng.standard_normal((3, 12))),
+        check_layer(L.Flatten(), rng.standard_normal((2, 3, 4, 5))),
     ]
 
 
-def loss_forward_ok() -> bool:
+def loss_forward_ok(L: ModuleType) -> bool:
     # logits (0, ln 3): p = (1/4, 3/4); label 1: loss = -ln(3/4); dlogits = p - onehot.
-    loss, dlogits = softmax_cross_entropy(f64([[0.0, np.log(3)]]), np.array([1]))
+    loss, dlogits = L.softmax_cross_entropy(f64([[0.0, np.log(3)]]), np.array([1]))
     ok = np.isclose(loss, -np.log(0.75)) and close(dlogits, [[0.25, -0.25]])
     # Ten equal logits: p = 1/10 each, loss = ln 10 — also for logits of 1e4 (no overflow).
-    big, _ = softmax_cross_entropy(np.full((2, 10), 1e4), np.array([0, 9]))
+    big, _ = L.softmax_cross_entropy(np.full((2, 10), 1e4), np.array([0, 9]))
     return bool(ok and np.isclose(big, np.log(10)))
 
 
-def loss_backward() -> list[GradCheckReport]:
+def loss_backward(L: ModuleType) -> list[GradCheckReport]:
     rng = np.random.default_rng(8)
     logits, labels = rng.standard_normal((4, 6)), np.array([0, 5, 2, 2])
-    _, dlogits = softmax_cross_entropy(logits, labels)
+    _, dlogits = L.softmax_cross_entropy(logits, labels)
     check = check_array_gradient(
-        "logits", lambda: softmax_cross_entropy(logits, labels)[0], logits, dlogits, rng=rng
+        "logits", lambda: L.softmax_cross_entropy(logits, labels)[0], logits, dlogits, rng=rng
     )
     return [GradCheckReport([check])]
 
 
-def sgd_ok() -> bool:
+def sgd_ok(L: ModuleType) -> bool:
     # The paper's rule, one step: v = 0.9*0.5 - 0.0005*0.1*1 - 0.1*2 = 0.45 - 0.00005 - 0.2
     # = 0.24995; w = 1 + 0.24995 = 1.24995.
     from .optim import sgd_update
@@ -227,9 +220,12 @@ def sgd_ok() -> bool:
 
 
 # layer name -> (forward check, backward check or None)
-CHECKS: dict[str, tuple[Callable[[], bool], Callable[[], list[GradCheckReport]] | None]] = {
-    "conv": (partial(conv_forward_ok, "naive"), partial(conv_backward, "naive")),
-    "im2col": (partial(conv_forward_ok, "im2col"), partial(conv_backward, "im2col")),
+# Each check takes the engine's layer package (``model.engine_layers``) first.
+Check = Callable[[ModuleType], bool]
+BackwardCheck = Callable[[ModuleType], list[GradCheckReport]]
+CHECKS: dict[str, tuple[Check, BackwardCheck | None]] = {
+    "conv": (partial(conv_forward_ok, impl="naive"), partial(conv_backward, impl="naive")),
+    "im2col": (partial(conv_forward_ok, impl="im2col"), partial(conv_backward, impl="im2col")),
     "pool": (pool_forward_ok, pool_backward),
     "lrn": (lrn_forward_ok, lrn_backward),
     "activations": (activations_forward_ok, activations_backward),
@@ -250,26 +246,31 @@ def attempt(check: Callable[[], object]) -> tuple[str | None, object]:
         return f"error: {type(error).__name__}: {error}", None
 
 
-def grade_layer(name: str) -> Grade:
+def grade_layer(name: str, engine: str = "reference") -> Grade:
+    """Grade one row of ``CHECKS`` on ``engine``'s layers."""
+    L = engine_layers(engine)
     forward_check, backward_check = CHECKS[name]
-    problem, correct = attempt(forward_check)
+    problem, correct = attempt(partial(forward_check, L))
     forward = problem or ("ok" if correct else "wrong")
     if backward_check is None:  # a single check worth all the points
         points = FORWARD_POINTS + BACKWARD_POINTS
         return Grade(name, forward, "-", None, points if forward == "ok" else 0, points)
-    problem, reports = attempt(backward_check)
+    problem, reports = attempt(partial(backward_check, L))
     error = None if problem else max(r.max_rel_error for r in reports)  # type: ignore[union-attr]
     backward = problem or ("ok" if error <= DEFAULT_THRESHOLD else "wrong")  # type: ignore[operator]
     points = (forward == "ok") * FORWARD_POINTS + (backward == "ok") * BACKWARD_POINTS
     return Grade(name, forward, backward, error, points, FORWARD_POINTS + BACKWARD_POINTS)
 
 
-def grade(layers: Iterable[str] | None = None) -> list[Grade]:
+def grade(layers: Iterable[str] | None = None, engine: str = "reference") -> list[Grade]:
+    """Grade the named rows (default: all) on ``engine``'s layers: the reference (what a
+    student writes) unless asked otherwise; the same checks hold the fast engine to it."""
     names = list(CHECKS) if layers is None else list(layers)
     unknown = [n for n in names if n not in CHECKS]
     if unknown:
         raise ValueError(f"grade: unknown layer(s) {unknown}; known: {list(CHECKS)}")
-    return [grade_layer(n) for n in names]
+    engine_layers(engine)  # an unknown or missing engine fails here, naming it
+    return [grade_layer(n, engine) for n in names]
 
 
 def grade_table(grades: list[Grade]) -> str:

@@ -122,6 +122,8 @@ def test_student_copy_holds_no_solution_line(student_copy):
 
 def test_student_copy_leaves_out_the_gpu_kernels(student_copy):
     assert not (student_copy / "minialexnet" / "cuda").exists()
+    assert not (student_copy / "minialexnet" / "fast").exists()
+    assert not list((student_copy / "tests").glob("test_fast_*"))
     assert not list((student_copy / "tests").glob("test_cuda_*"))
     assert not (student_copy / "tests" / "test_exercises.py").exists()
     assert (student_copy / "setup.cfg").is_file()

@@ -17,21 +17,18 @@ and so, with g = dL/dout:
     dL/dW[f, c, u, v] = sum_{n,i,j} g[n, f, i, j] * xpad[n, g*C/G + c, i*SH + u, j*SW + v]
     dL/dxpad[n, ., i*SH + u, j*SW + v] += sum_f g[n, f, i, j] * W[f, ., u, v]
 
-``naive_forward``/``naive_backward`` write those three lines as loops (the teaching reference).
-``im2col_forward``/``im2col_backward`` gather every receptive field into one matrix once, so each
-group's convolution becomes one matrix multiply (what the model uses).
+``naive_forward``/``naive_backward`` write those three lines as loops.
+``im2col_forward``/``im2col_backward`` gather every receptive field into the rows of one matrix,
+so each group's convolution becomes one matrix multiply: the same sums, in an order BLAS runs
+fast. Both are the reference; ``minialexnet/fast/conv.py`` is the tuned engine, tested equal.
 Expected gradient-check relative error in float64: below 1e-7.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from .base import Layer, Shape, check_positive_int
-from .workspace import Workspace
 
 Pair = int | tuple[int, int]
 
@@ -144,227 +141,144 @@ def naive_backward(
 
 
 # ----------------------------------------------------------------------------------------
-# The fast version: im2col turns the convolution into matrix multiplies.
+# im2col: the same convolution as one matrix multiply per group.
 #
-# Memory layout. The arrays are NCHW-shaped as everywhere else, but the fast path stores its
-# outputs *channels-last* in memory (an (N, H, W, C) buffer seen through a transposed view).
-# NumPy handles any strides, so callers see no difference; what changes is that one receptive
-# field row (KW pixels x C channels) is one contiguous run of memory, so im2col copies long
-# runs instead of gathering single pixels, and the matmul output needs no transpose.
-#
-# Chunks. The batch is processed a few images at a time, so the cols matrix of one chunk
-# (``CHUNK_BYTES`` at most, unless one image needs more) stays in the CPU cache between being
-# written by im2col and read by the matmul, and lives in a reused workspace. The backward
-# recomputes each chunk's cols from the cached input instead of keeping the whole batch's
-# (224 MB for conv2 at batch 32): memory stays at the activations' size.
+# Every receptive field (C*KH*KW numbers) becomes one row of a matrix ``cols``, one row per
+# output pixel of every image. Filter f flattened the same way is one row of ``Wmat``, so
+# ``cols @ Wmat.T`` holds every dot product the loops above compute one at a time.
+# Columns are in (c, u, v) order, the order of ``W[f].reshape(-1)``; with groups, the
+# columns of group g are the block of its channels, ``g*Cg*KH*KW .. (g+1)*Cg*KH*KW - 1``.
 # ----------------------------------------------------------------------------------------
-CHUNK_BYTES = 16 * 2**20  # ~2 images of conv2's cols: large matmuls, within a 32 MB L3 cache
+def im2col(xpad: np.ndarray, KH: int, KW: int, stride: tuple[int, int]) -> np.ndarray:
+    """Gather every receptive field of a padded input into the rows of a matrix.
 
-
-@dataclass(frozen=True)
-class Geometry:
-    """A convolution's kernel size, stride, padding and groups, as the fast path uses them."""
-
-    KH: int
-    KW: int
-    SH: int
-    SW: int
-    PH: int
-    PW: int
-    G: int
-
-    def out_size(self, H: int, W: int) -> tuple[int, int]:
-        """(OH, OW) for an unpadded H x W input (the layer has checked that the kernel fits)."""
-        return (
-            sliding_positions(H, self.KH, self.SH, self.PH),
-            sliding_positions(W, self.KW, self.SW, self.PW),
-        )
-
-
-def channels_last(x: np.ndarray) -> np.ndarray:
-    """The (N, H, W, C) view of an NCHW array: free when x is stored channels-last."""
-    return x.transpose(0, 2, 3, 1)
-
-
-def chunks(N: int, bytes_per_image: int) -> list[tuple[int, int]]:
-    """Split images 0..N-1 into ``(start, stop)`` runs of about ``CHUNK_BYTES`` of cols each."""
-    step = max(1, CHUNK_BYTES // max(1, bytes_per_image))
-    return [(n0, min(N, n0 + step)) for n0 in range(0, N, step)]
-
-
-def im2col(xpad: np.ndarray, geo: Geometry, cols: np.ndarray) -> None:
-    """Gather every receptive field: xpad (n, Hp, Wp, C) -> cols (n*OH*OW, KH*KW*C).
-
-    Row ``(m, i, j)`` of cols holds the field of output pixel (i, j) of image m, its columns
-    in (g, u, v, c) order, c counted within group g: ``cols[(m, i, j), (g, u, v, c)] =
-    xpad[m, i*SH + u, j*SW + v, g*C/G + c]``, so that each group's columns form one block.
-    ``as_strided`` builds that 7-D view without copying; one copy fills ``cols``. With
-    channels last, each (v, c) run is contiguous in xpad, so the copy moves long runs.
+    Input
+        xpad  (N, C, Hp, Wp)  the padded images
+    Returns
+        cols  (N*OH*OW, C*KH*KW)  row (n, i, j) holds ``xpad[n, :, i*SH : i*SH+KH, j*SW :
+              j*SW+KW]`` flattened in (c, u, v) order; OH = (Hp - KH) // SH + 1, likewise OW.
     """
     # EXERCISE im2col: gather every receptive field into the rows of cols.
-    # hint: xpad (n, Hp, Wp, C) channels last -> cols (n*OH*OW, G*KH*KW*C/G), columns in (g, u, v,
-    # hint: c) order: cols[(m, i, j), (g, u, v, c)] = xpad[m, i*SH + u, j*SW + v, g*C/G + c].
-    # hint: numpy.lib.stride_tricks.as_strided builds that 7-D view with no copy; copy it into cols.
-    n, Hp, Wp, C = xpad.shape
-    OH, OW = (Hp - geo.KH) // geo.SH + 1, (Wp - geo.KW) // geo.SW + 1
-    sN, sH, sW, sC = xpad.strides
-    Cg = C // geo.G
-    fields = as_strided(
-        xpad,
-        shape=(n, OH, OW, geo.G, geo.KH, geo.KW, Cg),
-        strides=(sN, sH * geo.SH, sW * geo.SW, sC * Cg, sH, sW, sC),
-        writeable=False,
-    )
-    np.copyto(cols.reshape(fields.shape), fields)
+    # hint: xpad (N, C, Hp, Wp) -> cols (N*OH*OW, C*KH*KW), row (n, i, j), columns (c, u, v).
+    # hint: Loop over the kernel offsets (u, v): xpad[:, :, u : u + SH*OH : SH, v : v + SW*OW : SW]
+    # hint: is the pixel at offset (u, v) of every field, (N, C, OH, OW). Stack them as
+    # hint: (N, C, KH, KW, OH, OW), then move (OH, OW) next to N and reshape.
+    N, C, Hp, Wp = xpad.shape
+    SH, SW = stride
+    OH, OW = (Hp - KH) // SH + 1, (Wp - KW) // SW + 1
+    fields = np.empty((N, C, KH, KW, OH, OW), dtype=xpad.dtype)
+    for u in range(KH):
+        for v in range(KW):
+            fields[:, :, u, v] = xpad[:, :, u : u + SH * OH : SH, v : v + SW * OW : SW]
+    return fields.transpose(0, 4, 5, 1, 2, 3).reshape(N * OH * OW, C * KH * KW)
     # END EXERCISE
 
 
-def col2im(dcols: np.ndarray, geo: Geometry, dxpad: np.ndarray) -> None:
-    """The adjoint of ``im2col``: add each entry of dcols back onto the pixel it came from.
+def col2im(
+    dcols: np.ndarray, xpad_shape: tuple[int, ...], KH: int, KW: int, stride: tuple[int, int]
+) -> np.ndarray:
+    """The adjoint of ``im2col``: add every entry of dcols back onto the pixel it came from.
 
-    dcols (n*OH*OW, KH*KW*C) is added into dxpad (n, Hp, Wp, C), which the caller zeroes.
-    Overlapping fields (stride < kernel) put several entries on one pixel, so this sums: one
-    strided add per kernel offset (u, v), of an (n, OH, OW, C) block.
+    Input
+        dcols       (N*OH*OW, C*KH*KW)  a gradient in im2col's layout
+        xpad_shape  (N, C, Hp, Wp)      the padded input's shape
+    Returns
+        dxpad       (N, C, Hp, Wp)      where fields overlap (stride < kernel) a pixel
+                                        collects the sum of every entry that copied it
     """
     # EXERCISE im2col: the adjoint of im2col: add each entry of dcols back onto its pixel.
-    # hint: dcols (n*OH*OW, G*KH*KW*C/G) -> added into dxpad (n, Hp, Wp, C) (zeroed by the caller).
-    # hint: One strided add per kernel offset (u, v); overlapping fields make a pixel collect a sum.
-    n, Hp, Wp, C = dxpad.shape
-    OH, OW = (Hp - geo.KH) // geo.SH + 1, (Wp - geo.KW) // geo.SW + 1
-    d7 = dcols.reshape(n, OH, OW, geo.G, geo.KH, geo.KW, C // geo.G)
-    target = dxpad.reshape(n, Hp, Wp, geo.G, C // geo.G)
-    for u in range(geo.KH):
-        for v in range(geo.KW):
-            rows = slice(u, u + geo.SH * (OH - 1) + 1, geo.SH)
-            columns = slice(v, v + geo.SW * (OW - 1) + 1, geo.SW)
-            target[:, rows, columns] += d7[:, :, :, :, u, v]
+    # hint: dcols (N*OH*OW, C*KH*KW) -> dxpad (N, C, Hp, Wp). Undo the reshape and transpose of
+    # hint: im2col to get (N, C, KH, KW, OH, OW), then for each offset (u, v) ADD block (u, v)
+    # hint: onto dxpad[:, :, u : u + SH*OH : SH, v : v + SW*OW : SW] (+=: overlaps add up).
+    N, C, Hp, Wp = xpad_shape
+    SH, SW = stride
+    OH, OW = (Hp - KH) // SH + 1, (Wp - KW) // SW + 1
+    fields = dcols.reshape(N, OH, OW, C, KH, KW).transpose(0, 3, 4, 5, 1, 2)
+    dxpad = np.zeros(xpad_shape, dtype=dcols.dtype)
+    for u in range(KH):
+        for v in range(KW):
+            dxpad[:, :, u : u + SH * OH : SH, v : v + SW * OW : SW] += fields[:, :, u, v]
+    return dxpad
     # END EXERCISE
-
-
-def gather(x: np.ndarray, geo: Geometry, xpad: np.ndarray, cols: np.ndarray) -> None:
-    """Copy a chunk x (n, C, H, W) into xpad (n, H + 2PH, W + 2PW, C: channels last, zero
-    border), then im2col it into cols: the copying before a chunk's matmuls."""
-    _, _, H, W = x.shape
-    xpad[:, : geo.PH] = xpad[:, geo.PH + H :] = 0  # the border too: scratch holds stale values
-    xpad[:, :, : geo.PW] = xpad[:, :, geo.PW + W :] = 0
-    xpad[:, geo.PH : geo.PH + H, geo.PW : geo.PW + W] = channels_last(x)
-    im2col(xpad, geo, cols)
-
-
-def scatter(dcols: np.ndarray, geo: Geometry, dxpad: np.ndarray, dx: np.ndarray) -> None:
-    """col2im a chunk's dcols into dxpad, then copy the chunk's dx (n, H, W, C: channels
-    last) out of the padding: the copying after a chunk's matmuls."""
-    _, H, W, _ = dx.shape
-    dxpad[...] = 0
-    col2im(dcols, geo, dxpad)
-    dx[...] = dxpad[:, geo.PH : geo.PH + H, geo.PW : geo.PW + W]
-
-
-def weight_matrix(W: np.ndarray) -> np.ndarray:
-    """(F, C/G, KH, KW) -> (F, KH*KW*C/G): each filter as a row in the cols' (u, v, c) order."""
-    return np.ascontiguousarray(W.transpose(0, 2, 3, 1)).reshape(W.shape[0], -1)
-
-
-def group_blocks(F: int, K: int, G: int) -> list[tuple[slice, slice]]:
-    """Per group: (its filters' rows of Wmat and of dW, its columns of cols)."""
-    return [(slice(g * F // G, (g + 1) * F // G), slice(g * K, (g + 1) * K)) for g in range(G)]
 
 
 def im2col_forward(
-    x: np.ndarray, W: np.ndarray, b: np.ndarray, geo: Geometry, workspace: Workspace
+    x: np.ndarray,
+    W: np.ndarray,
+    b: np.ndarray,
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    groups: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Return (out, Wmat): the NCHW output (stored channels-last) and the weight matrix used,
-    which ``im2col_backward`` needs along with x.
+    """The convolution as one matrix multiply per group.
 
-    Per chunk of images and per group g: ``out[rows, filters of g] = cols_g @ Wmat_g.T``, an
-    (n*OH*OW, KH*KW*C/G) x (KH*KW*C/G, F/G) matrix multiply.
+    Input: x (N, C, H, W), W (F, C/G, KH, KW), b (F,).
+    Returns (out, cols): out (N, F, OH, OW), and cols (N*OH*OW, C*KH*KW) for the backward.
+    For group g: ``out_g = cols_g @ Wmat_g.T`` with cols_g its block of columns and Wmat_g its
+    filters as rows, (N*OH*OW, Cg*KH*KW) x (Cg*KH*KW, F/G).
     """
-    # EXERCISE im2col: the convolution as one matrix multiply per group, chunk by chunk.
-    # hint: x (N, C, H, W) -> out (N, F, OH, OW) stored channels-last (an (N, OH, OW, F) array seen
-    # hint: through .transpose(0, 3, 1, 2)), and Wmat = weight_matrix(W) (F, KH*KW*C/G) for
-    # hint: backward. For each chunk of images (chunks(...)): gather(...) pads and im2cols it into
-    # hint: workspace buffers; then per group (group_blocks): out[rows, filters_g] = cols[:, k_g] @
-    # hint: Wmat[f_g].T; add the bias.
-    N, C, H, Wd = x.shape
-    F, K = W.shape[0], W[0].size  # K: weights per filter
-    OH, OW = geo.out_size(H, Wd)
-    P = OH * OW  # output positions per image
-    Wmat = weight_matrix(W)
-    out = np.empty((N, OH, OW, F), dtype=x.dtype)  # fresh: the caller keeps it
-    plan = chunks(N, P * K * geo.G * x.itemsize)
-    step = plan[0][1]
-    pad_buf = workspace.get("xpad", (step, H + 2 * geo.PH, Wd + 2 * geo.PW, C), x.dtype)
-    col_buf = workspace.get("cols", (step * P, K * geo.G), x.dtype)
-    for n0, n1 in plan:
-        n = n1 - n0
-        cols, out2d = col_buf[: n * P], out[n0:n1].reshape(n * P, F)
-        gather(x[n0:n1], geo, pad_buf[:n], cols)
-        for f, k in group_blocks(F, K, geo.G):  # BLAS reads Wmat_g.T as it is (no copy)
-            np.matmul(cols[:, k], Wmat[f].T, out=out2d[:, f])
-        out2d += b  # bias added while the chunk is still in cache
-    return out.transpose(0, 3, 1, 2), Wmat
+    # EXERCISE im2col: the convolution as one matrix multiply per group.
+    # hint: Pad x, cols = im2col(xpad, KH, KW, stride). Group g owns filters g*F/G .. and the
+    # hint: column block g*K .. (g+1)*K - 1 with K = C/G*KH*KW; its filters as rows:
+    # hint: W[f_g].reshape(F/G, K). out rows (n, i, j) -> reshape (N, OH, OW, F), move F to
+    # hint: axis 1, add b[f] to channel f. Return (out, cols).
+    N, _, _, _ = x.shape
+    F, Cg, KH, KW = W.shape
+    K, Fg = Cg * KH * KW, F // groups
+    xpad = pad_input(x, *padding)
+    cols = im2col(xpad, KH, KW, stride)
+    OH = (xpad.shape[2] - KH) // stride[0] + 1
+    OW = (xpad.shape[3] - KW) // stride[1] + 1
+    rows = np.empty((N * OH * OW, F), dtype=x.dtype)
+    for g in range(groups):
+        f, k = slice(g * Fg, (g + 1) * Fg), slice(g * K, (g + 1) * K)
+        rows[:, f] = cols[:, k] @ W[f].reshape(Fg, K).T
+    out = rows.reshape(N, OH, OW, F).transpose(0, 3, 1, 2) + b.reshape(1, F, 1, 1)
+    return out, cols
     # END EXERCISE
 
 
 def im2col_backward(
     dout: np.ndarray,
-    x: np.ndarray,
-    Wmat: np.ndarray,
-    geo: Geometry,
-    workspace: Workspace,
-    need_dx: bool = True,
-) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
-    """Return (dx or None, dW, db) from dout, the forward's input x and its weight matrix.
+    cols: np.ndarray,
+    x_shape: tuple[int, ...],
+    W: np.ndarray,
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    groups: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (dx, dW, db) from dout (N, F, OH, OW) and the forward's cols.
 
-    Per chunk, cols is rebuilt from x; then per group ``dWmat_g.T += cols_g.T @ dout_g`` and,
-    when dx is wanted, ``dcols_g = dout_g @ Wmat_g`` (written over cols, no longer needed),
-    which ``col2im`` folds back onto the input pixels.
+    Per group, with dout_g the group's filters' columns of dout as rows (N*OH*OW, F/G):
+    ``dWmat_g = dout_g.T @ cols_g`` and ``dcols_g = dout_g @ Wmat_g``; col2im folds dcols
+    back onto the padded input, and the padding is cut off.
     """
-    # EXERCISE im2col: dW, db and (if need_dx) dx from dout, chunk by chunk.
-    # hint: db = dout summed over (n, i, j). Per chunk: rebuild cols with gather(...); per group
-    # hint: dW_g += dout_rows[:, f_g].T @ cols[:, k_g] (or its transpose, cols[:, k_g].T @
-    # hint: dout_rows[:, f_g]); if need_dx: dcols_g = dout_rows[:, f_g] @ Wmat[f_g] (it may
-    # hint: overwrite cols), then scatter(...) folds it back (col2im) into dx (N, H, W, C).
-    # hint: Return dx.transpose(0, 3, 1, 2), dW reshaped to (F, C/G, KH, KW), db.
-    N, C, H, Wd = x.shape
-    F, K = Wmat.shape
-    Fg, Cg = F // geo.G, C // geo.G
-    _, _, OH, OW = dout.shape
-    P = OH * OW
-    # dout as (rows, F): free when dout is stored channels-last (our forward's layout).
-    g2d = np.ascontiguousarray(channels_last(dout)).reshape(N * P, F)
-    db = g2d.sum(axis=0)
-    dWmat_T = np.zeros((K, F), dtype=dout.dtype)  # dWmat transposed: see the matmul below
-    dx = np.empty((N, H, Wd, C), dtype=dout.dtype) if need_dx else None
-    plan = chunks(N, P * K * geo.G * x.itemsize)
-    step = plan[0][1]
-    pad_shape = (step, H + 2 * geo.PH, Wd + 2 * geo.PW, C)
-    pad_buf = workspace.get("xpad", pad_shape, x.dtype)
-    col_buf = workspace.get("cols", (step * P, K * geo.G), x.dtype)
-    dW_part = workspace.get("dW", (K, Fg), x.dtype)
-    dpad_buf = workspace.get("dxpad", pad_shape, x.dtype) if need_dx else None
-    blocks = group_blocks(F, K, geo.G)
-    for n0, n1 in plan:
-        n = n1 - n0
-        cols, rows = col_buf[: n * P], g2d[n0 * P : n1 * P]
-        gather(x[n0:n1], geo, pad_buf[:n], cols)
-        for f, k in blocks:
-            # dWmat_g.T = cols_g.T @ dout_g, the product dout_g.T @ cols_g transposed: with the
-            # long side first, OpenBLAS's two threads stay in step when other processes share
-            # the cores (the other way round ran conv1's up to 20x slower there).
-            np.matmul(cols[:, k].T, rows[:, f], out=dW_part)  # matmul cannot accumulate: add
-            dWmat_T[:, f] += dW_part
-        if dx is not None and dpad_buf is not None:
-            for f, k in blocks:  # dcols written over cols, which every group's dW is done with
-                np.matmul(rows[:, f], Wmat[f], out=cols[:, k])
-            scatter(cols, geo, dpad_buf[:n], dx[n0:n1])
-    dW = np.ascontiguousarray(dWmat_T.reshape(geo.KH, geo.KW, Cg, F).transpose(3, 2, 0, 1))
-    return (None if dx is None else dx.transpose(0, 3, 1, 2)), dW, db
+    # EXERCISE im2col: dW, db and dx from dout and the forward's cols.
+    # hint: db = dout summed over (n, i, j). dout as rows: dout.transpose(0, 2, 3, 1).reshape(-1,
+    # hint: F). Per group: dW[f_g] = (dout_g.T @ cols_g).reshape(F/G, C/G, KH, KW); dcols_g =
+    # hint: dout_g @ W[f_g].reshape(F/G, K). dxpad = col2im(dcols, padded shape, ...); cut the
+    # hint: padding off: dx = dxpad[:, :, PH : PH + H, PW : PW + W].
+    N, C, H, Wd = x_shape
+    F, Cg, KH, KW = W.shape
+    K, Fg = Cg * KH * KW, F // groups
+    (PH, PW) = padding
+    drows = dout.transpose(0, 2, 3, 1).reshape(-1, F)
+    db = drows.sum(axis=0)
+    dW = np.empty_like(W)
+    dcols = np.empty_like(cols)
+    for g in range(groups):
+        f, k = slice(g * Fg, (g + 1) * Fg), slice(g * K, (g + 1) * K)
+        dW[f] = (drows[:, f].T @ cols[:, k]).reshape(Fg, Cg, KH, KW)
+        dcols[:, k] = drows[:, f] @ W[f].reshape(Fg, K)
+    dxpad = col2im(dcols, (N, C, H + 2 * PH, Wd + 2 * PW), KH, KW, stride)
+    dx = dxpad[:, :, PH : PH + H, PW : PW + Wd]
+    return dx, dW, db
     # END EXERCISE
 
 
 class Conv2d(Layer):
-    """Convolution layer. ``impl="im2col"`` (default, fast) or ``"naive"`` (loops, for reading).
+    """Convolution layer. ``impl="im2col"`` (default: one matrix multiply per group) or
+    ``"naive"`` (the loops, slow, for reading).
 
     Weights start He-normal (std sqrt(2 / fan_in)), biases zero; ``minialexnet.model`` can
     re-initialise them the paper's way.
@@ -404,8 +318,6 @@ class Conv2d(Layer):
             "b": np.zeros(F, dtype=dtype),
         }
         self.astype(dtype)  # validates dtype
-        self.geometry = Geometry(KH, KW, *self.stride, *self.padding, G)
-        self.workspace = Workspace()  # the fast path's scratch; a Sequential shares one
 
     def output_shape(self, in_shape: Shape) -> Shape:
         self.check_rank(in_shape)
@@ -429,21 +341,20 @@ class Conv2d(Layer):
         if self.impl == "naive":
             self._cache = x
             return naive_forward(x, W, b, self.stride, self.padding, self.groups)
-        out, Wmat = im2col_forward(x, W, b, self.geometry, self.workspace)
-        self._cache = (x, Wmat)
+        out, cols = im2col_forward(x, W, b, self.stride, self.padding, self.groups)
+        self._cache = (x.shape, cols)
         return out
 
     def _backward(self, dout: np.ndarray) -> np.ndarray | None:
         W = self.params["W"]
-        self.grads = {}  # release the last gradients before allocating the new ones
         if self.impl == "naive":
             dx, dW, db = naive_backward(
                 dout, self._cache, W, self.stride, self.padding, self.groups
             )
         else:
-            x, Wmat = self._cache
+            x_shape, cols = self._cache
             dx, dW, db = im2col_backward(
-                dout, x, Wmat, self.geometry, self.workspace, self.needs_input_grad
+                dout, cols, x_shape, W, self.stride, self.padding, self.groups
             )
         self.grads = {"W": dW, "b": db}
         return dx if self.needs_input_grad else None

@@ -64,9 +64,7 @@ class Linear(Layer):
         # EXERCISE linear: out = x @ W.T + b, keeping x for the backward.
         # hint: x (N, D_in), W (D_out, D_in), b (D_out,) -> out (N, D_out).
         self._cache = x
-        # x @ W.T written as (W @ x.T).T: the same numbers, but OpenBLAS runs this orientation
-        # (the big matrix first) ~30% faster at small batches. The result is a transposed view.
-        return (self.params["W"] @ x.T).T + self.params["b"]
+        return x @ self.params["W"].T + self.params["b"]
         # END EXERCISE
 
     def _backward(self, dout: np.ndarray) -> np.ndarray | None:
@@ -74,7 +72,6 @@ class Linear(Layer):
         # hint: dout (N, D_out): dW = dout.T @ x (D_out, D_in), db = dout summed over N, dx = dout @
         # hint: W.
         x = self._cache
-        self.grads = {}  # release the last gradients first: fc6's dW alone is 151 MB
         self.grads = {"W": dout.T @ x, "b": dout.sum(axis=0)}
         return dout @ self.params["W"] if self.needs_input_grad else None
         # END EXERCISE

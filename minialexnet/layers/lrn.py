@@ -19,16 +19,9 @@ symmetric (j in window(i) <=> i in window(j), since both mean |i - j| <= n//2), 
                         - 2 * a * beta * x[i] * x[j] * s[i]**(-beta - 1) * [|i - j| <= n//2]
 and with g = dL/dout,
     dL/dx[j] = g[j] * r[j]  -  2 * a * beta * x[j] * sum_{i in window(j)} g[i] * out[i] / s[i].
-The second term is the same windowed channel sum as the forward's, applied to g * out / s.
-Since out / s = x * r / s, the forward keeps r and q = -2 * a * beta * r / s (and x), so that
-    dL/dx = g * r  +  x * window_sum(g * x * q).
-
-Speed: every step is one whole-array NumPy operation written into memory that already exists
-(the output, the kept r and q, or scratch), so there are no temporaries to allocate and fault
-in (which is why the functions fill arrays they are given); and every array keeps x's memory
-layout, so a channels-last input is summed along contiguous memory. (s**-0.75 computed as
-1/(sqrt(s)*sqrt(sqrt(s))) was tried: NumPy's float32 power is vectorized, and the square roots
-saved ~10% of that one step, not worth a special case.)
+The second term is the same windowed channel sum as the forward's, applied to g * out / s:
+    dL/dx = g * s**-beta  -  2 * a * beta * x * window_sum(g * out / s).
+``minialexnet/fast/lrn.py`` is the tuned engine.
 Expected gradient-check relative error in float64: below 1e-7.
 """
 
@@ -39,80 +32,53 @@ from typing import Literal
 import numpy as np
 
 from .base import Layer, check_positive_int
-from .workspace import Workspace
 
 Convention = Literal["paper", "caffe"]
 
 
-def channel_window_sum(a: np.ndarray, n: int, out: np.ndarray | None = None) -> np.ndarray:
-    """out[:, c] = sum_{j = c - n//2 .. c + n//2, 0 <= j < C} a[:, j] for each channel c of an
-    NCHW array; ``out`` (a's shape) is written and returned, or a new array if not given.
+def channel_window_sum(a: np.ndarray, n: int) -> np.ndarray:
+    """The sum over each channel's window of n neighbours, truncated at the edge channels.
 
-    n shifted adds of whole channel blocks: no loop over pixels, and the edge channels simply
-    have fewer terms (the truncated window), exactly as the formula says.
+    Input: a (N, C, H, W). Returns out (N, C, H, W) with
+    ``out[:, c] = sum of a[:, j] for max(0, c - n//2) <= j <= min(C - 1, c + n//2)``.
     """
     # EXERCISE lrn: the windowed sum across channels, truncated at the edges.
     # hint: a (N, C, H, W) -> out (same shape): out[:, c] = sum of a[:, j] for |j - c| <= n // 2,
-    # hint: 0 <= j < C. Start from a copy of a and add the channel blocks shifted by 1 .. n // 2.
+    # hint: 0 <= j < C. One channel at a time: a slice of a's channels, summed over axis 1.
     half = n // 2
     C = a.shape[1]
-    out = np.empty_like(a) if out is None else out  # empty_like keeps a's memory layout
-    np.copyto(out, a)
-    for shift in range(1, min(half, C - 1) + 1):
-        out[:, shift:] += a[:, :-shift]  # the neighbour `shift` channels below
-        out[:, :-shift] += a[:, shift:]  # the neighbour `shift` channels above
+    out = np.empty_like(a)
+    for c in range(C):
+        first, last = max(0, c - half), min(C - 1, c + half)
+        out[:, c] = a[:, first : last + 1].sum(axis=1)
     return out
     # END EXERCISE
 
 
 def lrn_forward(
-    x: np.ndarray,
-    n: int,
-    k: float,
-    a: float,
-    beta: float,
-    out: np.ndarray,
-    r: np.ndarray,
-    q: np.ndarray,
-    s: np.ndarray,
-) -> None:
-    """Fill out = x * r, r = s**-beta and q = -2 a beta r / s (kept for backward), with ``s``
-    scratch for the window sums; all x's shape. ``a`` is the effective alpha."""
+    x: np.ndarray, n: int, k: float, a: float, beta: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return (out, s): out = x / s**beta with s = k + a * window_sum(x**2), and s for the
+    backward; all (N, C, H, W). ``a`` is the effective alpha (already / n for "caffe")."""
     # EXERCISE lrn: out = x * s**-beta with s = k + a * window_sum(x**2).
-    # hint: all arrays (N, C, H, W). Fill out, r = s**-beta and q = -2 * a * beta * r / s (the
-    # hint: backward uses r and q); s is scratch. a is the effective alpha (already / n for caffe).
-    t = x.dtype.type
-    squares = np.multiply(x, x, out=q)  # q is free until the last step: borrow its memory
-    channel_window_sum(squares, n, out=s)
-    s *= t(a)
-    s += t(k)
-    np.power(s, t(-beta), out=r)
-    np.multiply(x, r, out=out)
-    np.divide(r, s, out=q)
-    q *= t(-2 * a * beta)
+    # hint: x (N, C, H, W) -> (out, s), both x's shape; channel_window_sum does the window. a is
+    # hint: the effective alpha (already divided by n under "caffe"). Return s too: the backward
+    # hint: needs it.
+    s = k + a * channel_window_sum(x * x, n)
+    out = x * s**-beta
+    return out, s
     # END EXERCISE
 
 
 def lrn_backward(
-    dout: np.ndarray,
-    x: np.ndarray,
-    r: np.ndarray,
-    q: np.ndarray,
-    n: int,
-    dx: np.ndarray,
-    window: np.ndarray,
-) -> None:
-    """Fill dx = dout * r + x * window_sum(dout * x * q) (see the module docstring), with
-    ``window`` scratch of x's shape."""
-    # EXERCISE lrn: dx = dout * r + x * window_sum(dout * x * q).
-    # hint: all arrays (N, C, H, W); r and q come from lrn_forward; window is scratch. The second
-    # hint: term is the same channel window sum as the forward's: the module docstring derives it.
-    g = np.multiply(dout, x, out=dx)  # dx is free until the last step: borrow its memory
-    g *= q
-    channel_window_sum(g, n, out=window)
-    window *= x
-    np.multiply(dout, r, out=dx)
-    dx += window
+    dout: np.ndarray, x: np.ndarray, out: np.ndarray, s: np.ndarray, n: int, a: float, beta: float
+) -> np.ndarray:
+    """Return dL/dx = dout * s**-beta - 2 a beta x window_sum(dout * out / s) (the module
+    docstring derives it), from the forward's x, out and s; all (N, C, H, W)."""
+    # EXERCISE lrn: dx = dout * s**-beta - 2 * a * beta * x * window_sum(dout * out / s).
+    # hint: all arrays (N, C, H, W); out and s come from lrn_forward. The second term is the same
+    # hint: channel window sum as the forward's: the module docstring derives it.
+    return dout * s**-beta - 2 * a * beta * x * channel_window_sum(dout * out / s, n)
     # END EXERCISE
 
 
@@ -146,8 +112,6 @@ class LocalResponseNorm(Layer):
                 raise ValueError(f"{self.name}: {argument} must be finite and >= 0, got {value}")
         if k == 0 and alpha == 0:
             raise ValueError(f"{self.name}: k and alpha cannot both be 0 (division by zero)")
-        self.workspace = Workspace()  # scratch inside one call; a Sequential shares one
-        self.kept = Workspace()  # r and q, kept from forward to backward
         self.alpha, self.beta, self.k, self.convention = (
             float(alpha),
             float(beta),
@@ -161,21 +125,13 @@ class LocalResponseNorm(Layer):
         return self.alpha if self.convention == "paper" else self.alpha / self.size
 
     def _forward(self, x: np.ndarray) -> np.ndarray:
-        n, k, a, beta = self.size, self.k, self.effective_alpha, self.beta
-        out = np.empty_like(x)  # fresh (the caller keeps it), in x's memory layout
-        # r and q live in memory this layer reuses at every forward (no fresh-page faults).
-        r, q = self.kept.like("r", x), self.kept.like("q", x)
-        s = self.workspace.like("lrn", x)
-        lrn_forward(x, n, k, a, beta, out, r, q, s)
-        self._cache = (x, r, q)
+        out, s = lrn_forward(x, self.size, self.k, self.effective_alpha, self.beta)
+        self._cache = (x, out, s)
         return out
 
     def _backward(self, dout: np.ndarray) -> np.ndarray:
-        x, r, q = self._cache
-        dx = np.empty_like(dout)  # fresh: returned
-        window = self.workspace.like("lrn", dout)  # the same scratch as forward's s
-        lrn_backward(dout, x, r, q, self.size, dx, window)
-        return dx
+        x, out, s = self._cache
+        return lrn_backward(dout, x, out, s, self.size, self.effective_alpha, self.beta)
 
     def __repr__(self) -> str:
         return (

@@ -15,14 +15,10 @@ window order (smallest u, then smallest v) takes the whole gradient, as PyTorch'
 does. The gradient is then a valid subgradient; the finite difference at an exact tie is not
 defined, which is why gradient checks use random inputs.
 
-The forward never loops over windows: it walks the K*K offsets (u, v), each a strided view of
-x the size of the output, keeping a running max and which offset holds it (``argmax``, one byte
-per output). The backward walks the same offsets and adds the gradient where ``argmax``
-matches. Both use only whole-array arithmetic (no boolean indexing, no ``where=`` masks: those
-are 5-20x slower per element in NumPy), and every array keeps the memory layout of the one it
-comes from, so a channels-last input (as the fast ``Conv2d`` returns) is walked contiguously.
-The functions fill arrays the layer gives them: the output is fresh, argmax is memory the layer
-reuses at every forward.
+Both passes loop over the output positions (i, j) and handle every image and channel at once:
+the window ``x[:, :, i*S : i*S+K, j*S : j*S+K]`` flattened to K*K entries, ``argmax`` over
+them (NumPy's argmax returns the first maximum: the tie rule), and in the backward the
+gradient added at the winner's position. ``minialexnet/fast/pool.py`` is the tuned engine.
 Expected gradient-check relative error in float64: below 1e-7.
 """
 
@@ -32,48 +28,62 @@ import numpy as np
 
 from .base import Layer, Shape, check_positive_int
 from .conv import output_size
-from .workspace import Workspace
 
 
-def window_offset_view(x: np.ndarray, u: int, v: int, S: int, OH: int, OW: int) -> np.ndarray:
-    """x[:, :, u + S*i, v + S*j] for all output positions (i, j): a view, no copy."""
-    return x[:, :, u : u + S * (OH - 1) + 1 : S, v : v + S * (OW - 1) + 1 : S]
+def maxpool_forward(x: np.ndarray, K: int, S: int) -> tuple[np.ndarray, np.ndarray]:
+    """The maximum of every K x K window moved by S, and which entry won it.
 
-
-def maxpool_forward(x: np.ndarray, K: int, S: int, out: np.ndarray, argmax: np.ndarray) -> None:
-    """Fill ``out`` (N, C, OH, OW) with the window maxima of x and ``argmax`` (uint8, same
-    shape) with the offset u*K + v that won each window."""
-    # EXERCISE pool: the window maxima and which offset won each window.
-    # hint: x (N, C, H, W) -> out (N, C, OH, OW), OH = (H - K) // S + 1; argmax (uint8) = u*K + v of
-    # hint: the winner. Walk the K*K offsets (window_offset_view), keeping a running max; on a tie
-    # hint: the earlier offset keeps the win (compare with strictly greater).
-    _, _, OH, OW = out.shape
-    np.copyto(out, window_offset_view(x, 0, 0, S, OH, OW))
-    argmax[...] = 0
-    better = np.empty_like(out, dtype=bool)
-    for k in range(1, K * K):
-        candidate = window_offset_view(x, k // K, k % K, S, OH, OW)
-        np.greater(candidate, out, out=better)  # strictly greater: earlier offsets win ties
-        np.maximum(out, candidate, out=out)
-        # "argmax = k where better": k exceeds every offset seen so far, so a max does it
-        # (a masked assignment, argmax[better] = k, is ~10x slower).
-        np.maximum(argmax, better.view(np.uint8) * np.uint8(k), out=argmax)
+    Input
+        x       (N, C, H, W)
+    Returns
+        out     (N, C, OH, OW)  OH = (H - K) // S + 1, OW = (W - K) // S + 1
+        argmax  (N, C, OH, OW)  integer: the winner's index u*K + v within its window
+    """
+    # EXERCISE pool: the window maxima and which entry won each window.
+    # hint: x (N, C, H, W) -> out (N, C, OH, OW), OH = (H - K) // S + 1, and argmax (same shape,
+    # hint: integers) = u*K + v of the winner. For each output position (i, j): take the window
+    # hint: x[:, :, i*S : i*S+K, j*S : j*S+K], reshape it to (N, C, K*K), max and argmax over the
+    # hint: last axis (argmax returns the first maximum: ties go to the earliest entry).
+    N, C, H, W = x.shape
+    OH = (H - K) // S + 1
+    OW = (W - K) // S + 1
+    out = np.empty((N, C, OH, OW), x.dtype)
+    argmax = np.empty((N, C, OH, OW), np.intp)
+    for i in range(OH):
+        for j in range(OW):
+            window = x[:, :, i * S : i * S + K, j * S : j * S + K].reshape(N, C, K * K)
+            argmax[:, :, i, j] = window.argmax(axis=2)
+            out[:, :, i, j] = window.max(axis=2)
+    return out, argmax
     # END EXERCISE
 
 
-def maxpool_backward(dout: np.ndarray, argmax: np.ndarray, K: int, S: int, dx: np.ndarray) -> None:
-    """Add each dout entry onto the pixel of ``dx`` (zeros on entry) that won its window;
-    where windows overlap, a pixel that won several collects the sum."""
+def maxpool_backward(
+    dout: np.ndarray, argmax: np.ndarray, x_shape: tuple[int, ...], K: int, S: int
+) -> np.ndarray:
+    """Send each window's gradient to the entry that won it.
+
+    Input
+        dout, argmax  (N, C, OH, OW)  the gradient of the output; the forward's winners
+        x_shape       (N, C, H, W)
+    Returns
+        dx            (N, C, H, W)    zero except at winners; a pixel that won several
+                                      overlapping windows collects the sum of their gradients
+    """
     # EXERCISE pool: route each dout entry to the pixel that won its window.
-    # hint: dout, argmax (N, C, OH, OW) -> added into dx (N, C, H, W), zeros on entry. For each
-    # hint: offset k: add dout where argmax == k onto window_offset_view(dx, k // K, k % K, ...).
+    # hint: dout, argmax (N, C, OH, OW) -> dx (N, C, H, W), zeros to start. For each output
+    # hint: position (i, j): the winner sits at row i*S + argmax // K, column j*S + argmax % K;
+    # hint: add dout[:, :, i, j] there (index dx with arrays n (N, 1), c (1, C), row, column).
+    N, C, _, _ = x_shape
     _, _, OH, OW = dout.shape
-    won = np.empty_like(argmax, dtype=bool)
-    routed = np.empty_like(dout)
-    for k in range(K * K):
-        np.equal(argmax, k, out=won)
-        np.multiply(dout, won, out=routed)  # dout where offset k won, else 0
-        window_offset_view(dx, k // K, k % K, S, OH, OW)[...] += routed
+    dx = np.zeros(x_shape, dtype=dout.dtype)
+    n, c = np.arange(N)[:, None], np.arange(C)[None, :]  # every (image, channel) pair
+    for i in range(OH):
+        for j in range(OW):
+            u, v = np.divmod(argmax[:, :, i, j], K)
+            # One winner per (n, c) here, so no element is named twice within this +=.
+            dx[n, c, i * S + u, j * S + v] += dout[:, :, i, j]
+    return dx
     # END EXERCISE
 
 
@@ -84,9 +94,6 @@ class MaxPool2d(Layer):
         super().__init__()
         self.kernel_size = check_positive_int(self.name, "kernel_size", kernel_size)
         self.stride = check_positive_int(self.name, "stride", stride)
-        if self.kernel_size > 16:  # argmax stores the winning offset in one byte: K*K <= 256
-            raise ValueError(f"{self.name}: kernel_size must be <= 16, got {kernel_size}")
-        self.kept = Workspace()  # argmax, kept from forward to backward
 
     def output_shape(self, in_shape: Shape) -> Shape:
         self.check_rank(in_shape)
@@ -96,20 +103,13 @@ class MaxPool2d(Layer):
         return (in_shape[0], OH, OW)
 
     def _forward(self, x: np.ndarray) -> np.ndarray:
-        K, S = self.kernel_size, self.stride
-        # empty_like with a shape keeps x's memory layout (channels-last stays channels-last).
-        out = np.empty_like(x, shape=(x.shape[0], *self.output_shape(x.shape[1:])))
-        argmax = self.kept.like("argmax", out, np.uint8)  # reused at every forward
-        maxpool_forward(x, K, S, out, argmax)
+        out, argmax = maxpool_forward(x, self.kernel_size, self.stride)
         self._cache = (argmax, x.shape)
         return out
 
     def _backward(self, dout: np.ndarray) -> np.ndarray:
         argmax, x_shape = self._cache
-        K, S = self.kernel_size, self.stride
-        dx = np.zeros_like(dout, shape=x_shape)  # in dout's memory layout
-        maxpool_backward(dout, argmax, K, S, dx)
-        return dx
+        return maxpool_backward(dout, argmax, x_shape, self.kernel_size, self.stride)
 
     def __repr__(self) -> str:
         return f"MaxPool2d(kernel_size={self.kernel_size}, stride={self.stride})"
