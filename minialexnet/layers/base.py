@@ -17,6 +17,13 @@ The contract
 * ``output_shape(in_shape)`` and ``macs(in_shape)`` work on per-image shapes (no batch axis),
   so the accounting never has to run the layer.
 
+* Inside ``Sequential.no_grad()`` (``grad_enabled`` False) a forward is for inference only: a
+  layer may keep nothing for a backward, and ``backward`` then raises instead of using stale
+  data.
+
+Two engines follow this contract with the same classes: this package (the reference, plain
+NumPy, what students read and write) and ``minialexnet/fast`` (the tuned CPU engine, whose
+classes subclass these and override only ``_forward``/``_backward``; tested equal).
 The subclass writes ``_forward`` and ``_backward`` (the math); the public ``forward`` and
 ``backward`` here add the checks. ``Sequential`` checks the network input once and then calls
 the ``_forward``/``_backward`` of each layer, since it has already checked at construction that
