@@ -39,7 +39,7 @@ from minialexnet.cuda.bench import device_ms, gemm_shapes, random_inputs
 from minialexnet.cuda.gemm import VERSIONS, gemm, gemm_flops, reference
 from minialexnet.optim import SGD
 from minialexnet.plots import quick_mode, save_figure
-from minialexnet.train import cpu_train_step
+from minialexnet.step import train_step as cpu_train_step
 
 QUICK = quick_mode()
 print("running on", "the CUDA simulator (no GPU found)" if SIMULATOR else "a real GPU")

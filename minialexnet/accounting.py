@@ -1,6 +1,6 @@
 """Parameter, compute and memory accounting, computed from the layer objects themselves.
 
-Conventions (as in ALEXNET_FACTS / torchvision's ``_ops``):
+Conventions (docs/facts.md, "Counts"; torchvision's ``_ops`` counts the same way):
 * parameters = weights + biases;
 * MACs = weight multiply-accumulates of one image's forward pass (bias adds, ReLU, LRN and
   pooling are not counted); FLOPs = 2 x MACs; forward + backward ~ 3 x forward;

@@ -1,398 +1,337 @@
-"""``python -m minialexnet bench``: time the ``ungrouped`` AlexNet on the CPU, beside PyTorch.
+"""``python -m minialexnet bench``: our two CPU engines and PyTorch, each in its own processes.
 
-What is timed (float32, 227x227 input, 1000 classes, weights He-normal from seed 0):
-* **forward**: inference, ``model.eval()`` (PyTorch additionally under ``torch.no_grad()``);
-* **forward+backward**: one training step without the update, ``model.train()``: forward,
-  softmax cross-entropy, backward to every parameter gradient (PyTorch: gradients set to
-  None first, as ``optimizer.zero_grad()`` does).
-Each figure is the **median of ``repeats`` timed calls after one warm-up call** (the warm-up
-pays for first touches of fresh memory and for lazy initialisation); ours and PyTorch's calls
-alternate, so that both see the same machine load. images/s = batch / time;
-GFLOP/s = 2 x MACs per image (``accounting.summarize``) x batch / time, x3 for
-forward+backward (the usual convention: the two backward matmuls cost what the forward does).
+What is timed: the ``ungrouped`` AlexNet (float32, 227x227 input, 1000 classes, He-normal
+weights from seed 0) in each *framework*: ``reference`` (``minialexnet/layers``, plain NumPy),
+``fast`` (``minialexnet/fast``, NumPy + Numba; left out, with a note, where it does not exist)
+and ``pytorch`` (where importable: a yardstick, never a dependency), at batch sizes 1, 8, 32:
+* **forward**: inference: ``model.eval()`` under ``model.no_grad()`` (PyTorch: ``eval()``
+  under ``torch.no_grad()``);
+* **forward+backward**: one training step without the update, in train mode: forward, softmax
+  cross-entropy, backward to every parameter gradient (PyTorch: gradients set to None first,
+  as ``optimizer.zero_grad()`` does).
 
-PyTorch, when importable, is the yardstick, never a dependency. ``torch_twin`` builds the same
-network layer by layer from ours (LRN: our effective alpha ``a`` becomes PyTorch's
-``alpha = a * size``, since PyTorch divides by size; the paper's dropout, which scales by 1-p
-at test time, becomes inverted dropout times 1-p) and **copies our weights** into it.
-Before anything is timed, both must give the same logits and the same parameter gradients
-for one batch in eval mode (``check_agreement``; tolerance ``AGREEMENT_RTOL`` of each
-tensor's largest magnitude): timing an implementation that computes something else would be
-meaningless. PyTorch runs with as many threads as NumPy's BLAS, in the same process; the
-ratio printed is ours / PyTorch's time (below 1: we are faster).
+How: **one framework per process, one process at a time.** Each (framework, batch size) is
+timed in ``--processes`` fresh child processes (``bench_child.py``), started in rounds
+(reference, fast, pytorch, then the next batch size, then the next round), so that a change
+of machine load is spread over all three. A child builds the network, runs one warm-up call
+and then ``--repeats`` timed calls of each phase, each call after an idle ``QUIET_S``
+(``timing.quiet_wait``), and prints one JSON line. Why not all in one process, as this bench
+once did: each framework's idle worker threads and freed memory got in the other's way
+(PyTorch's batch-32 step measured 1,600-2,270 ms there, 1,150-1,240 ms alone). The default
+run (27 timing processes) took 16 minutes on 2 cores shared with other work (load average 4-5),
+the reference's batch-32 cells most of it; ``--processes 1`` or ``--batch 1 8`` for a quick look.
 
-Peak memory (MB): for each framework and batch size, a fresh child process imports its
-framework, notes its resident set size (RSS), builds the network, returns freed heap memory to
-the system (glibc ``malloc_trim``) and resets the kernel's peak-RSS counter
-(``/proc/self/clear_refs``; where that is unavailable the peak includes building the model),
-then runs two inference forwards (the "forward" peak) and two training steps (the
-"forward+backward" peak, the larger). Reported: peak RSS (``VmHWM``) minus the RSS right after
-the imports, so both frameworks are charged for their weights, gradients, activations and
-scratch, not for their libraries. (The PyTorch child builds its twin from a NumPy model that it
-frees before the reset.) Linux only; elsewhere ``ru_maxrss``, which includes the setup.
+Correct first: before anything is timed, a child checks that the fast engine's logits and
+gradients equal the reference's on a batch of 2 (``FAST_RTOL`` of each tensor's largest
+magnitude), and another that PyTorch's twin agrees with our network
+(``torch_twin.check_agreement``: the same weights copied in, ``AGREEMENT_RTOL``). If either
+disagrees, nothing is timed (exit status 1): timing something that computes something else
+would be meaningless. If a check cannot run (its child fails), that framework is left out
+and the exit status is 1; a failing child is reported with the tail of its stderr. Then, for
+the fast engine, **Numba's compile time**: the first forward+step at batch 1 minus a warm
+one, in a child with an empty ``NUMBA_CACHE_DIR`` (what the first run on a machine pays) and
+in one with that cache filled (what every later run pays).
 
-Threads: PyTorch is given as many threads as NumPy's BLAS uses (``blas_threads``: all CPUs,
-or OPENBLAS_NUM_THREADS / OMP_NUM_THREADS when set). On a
-machine other processes keep busy, multi-threaded matmuls lose most to the waiting between
-threads (OpenBLAS far more than PyTorch's oneDNN), so there ``OPENBLAS_NUM_THREADS=1 python -m
-minialexnet bench`` gives the steadier comparison: one thread each.
+The columns, per (framework, batch, pass), over all timed calls of all its processes:
+* ``min ms``, ``median ms``, ``max ms``: wall time of one call;
+* ``images/s`` = batch / median; ``GFLOP/s`` = 2 x MACs per image (``accounting.summarize``)
+  x batch / median, x3 for forward+backward (the usual convention: the two backward products
+  of each layer cost what its forward does);
+* ``peak MB``: the largest, over its processes, of the peak resident set size (``VmHWM``)
+  while running that pass, minus the RSS after the imports, the model and the input batch:
+  each child resets the kernel's peak counter (``/proc/self/clear_refs``) after building,
+  runs the forwards (warm-up included), reads the peak, then the steps, and reads it again.
+  So it is what the pass needs beyond the weights: activations, kept caches, gradients,
+  scratch, and what a library allocates on its first call in a process (Numba loading its
+  compiled kernels: tens of MB). Where the counter cannot be reset, a note says so (the peak
+  then includes building); elsewhere than Linux, ``ru_maxrss``, which includes everything;
+* ``vs torch``: median / PyTorch's median at the same batch and pass (below 1: faster).
 
-Other backends reuse the machinery: a *runner* is anything with ``name``, ``forward(batch)``
-and ``step(batch)`` that returns when the work is done; ``time_runners`` times several side
-by side and ``format_table`` prints the rows.
+Threads: every child runs as many as NumPy's BLAS (``timing.blas_threads``: all CPUs, or
+OPENBLAS_NUM_THREADS / OMP_NUM_THREADS when set): OPENBLAS_NUM_THREADS and MKL_NUM_THREADS are
+set to it for the children, PyTorch gets ``torch.set_num_threads`` of it, Numba keeps its
+default (all CPUs). On a busy machine ``OPENBLAS_NUM_THREADS=1 python -m minialexnet bench``
+gives the steadier comparison: one thread each. The machine is printed before the table: CPU
+count, BLAS (threadpoolctl), each child's thread settings, load average before and after.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import json
 import os
-import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-import numpy as np
-
-from .accounting import summarize
-from .layers.loss import softmax_cross_entropy
-from .model import Sequential, build_alexnet
-from .torch_twin import check_agreement, torch_twin
+from .bench_child import FAST_RTOL, FRAMEWORKS, PYTORCH, ChildError, run_child
+from .model import ENGINES, VARIANTS
+from .timing import QUIET_S, Spread, blas_info, blas_threads
+from .torch_twin import AGREEMENT_RTOL
 
 VARIANT = "ungrouped"
-QUIET_S = 0.2  # idle time before each timed call, so no worker thread is still spinning
+ENGINE_CHOICES = (*ENGINES, "both")
+PHASES = {
+    "forward": ("forward_s", "forward_peak_mb", 1),
+    "forward+backward": ("step_s", "step_peak_mb", 3),
+}
 BLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-
-
-class Runner(Protocol):
-    """What ``time_runners`` times: ``forward(batch)`` and ``step(batch)`` run one inference pass
-    and one training step (no update) on a fixed input of that batch size, and return only when
-    the work is done (a GPU runner synchronises before returning)."""
-
-    name: str
-
-    def forward(self, batch: int) -> None: ...
-
-    def step(self, batch: int) -> None: ...
 
 
 @dataclass
 class Row:
-    """One measured line of the table."""
+    """One line of the table: a framework's pass at one batch size, over all its calls."""
 
     framework: str
     batch: int
     phase: str  # "forward" or "forward+backward"
-    ms: float
+    ms: Spread
     gflop: float  # floating-point operations of one call, in GFLOP
+    calls: int = 0
     peak_mb: float | None = None
-    ratio: float | None = None  # ours / PyTorch
+    ratio: float | None = None  # median / PyTorch's median
 
     @property
     def images_per_s(self) -> float:
-        return self.batch / (self.ms / 1e3)
+        return self.batch / (self.ms.median / 1e3)
 
     @property
     def gflops(self) -> float:
-        return self.gflop / (self.ms / 1e3)
+        return self.gflop / (self.ms.median / 1e3)
 
 
-def median_ms(fn: Callable[[], Any], repeats: int) -> float:
-    """Median wall time of ``repeats`` calls of ``fn`` after one warm-up call, in ms."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)) * 1e3
-
-
-def random_batch(batch: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Standard-normal float32 images (batch, 3, 227, 227) and labels in [0, 1000)."""
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((batch, 3, 227, 227), dtype=np.float32)
-    return x, rng.integers(0, 1000, size=batch)
-
-
-class NumpyRunner:
-    """Our model: ``forward`` in eval mode, ``step`` = forward + loss + backward in train mode."""
-
-    name = "minialexnet"
-
-    def __init__(self, model: Sequential) -> None:
-        self.model = model
-        self.batches: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-
-    def _batch(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
-        if batch not in self.batches:  # made once, outside the timed calls
-            self.batches[batch] = random_batch(batch)
-        return self.batches[batch]
-
-    def forward(self, batch: int) -> None:
-        self.model.eval().forward(self._batch(batch)[0])
-
-    def step(self, batch: int) -> None:
-        x, y = self._batch(batch)
-        _, dlogits = softmax_cross_entropy(self.model.train().forward(x), y)
-        self.model.backward(dlogits)
-
-
-class TorchRunner:
-    """The PyTorch twin, run the way PyTorch users run it."""
-
-    name = "pytorch"
-
-    def __init__(self, net: Any) -> None:
-        import torch
-
-        self.torch, self.net = torch, net
-        self.batches: dict[int, tuple[Any, Any]] = {}
-
-    def _batch(self, batch: int) -> tuple[Any, Any]:
-        if batch not in self.batches:
-            x, y = random_batch(batch)
-            self.batches[batch] = (self.torch.from_numpy(x), self.torch.from_numpy(y))
-        return self.batches[batch]
-
-    def forward(self, batch: int) -> None:
-        with self.torch.no_grad():
-            self.net.eval()(self._batch(batch)[0])
-
-    def step(self, batch: int) -> None:
-        x, y = self._batch(batch)
-        self.net.train()
-        for p in self.net.parameters():
-            p.grad = None
-        loss = self.torch.nn.functional.cross_entropy(self.net(x), y)
-        loss.backward()
-
-
-# ----------------------------------------------------------------------------------------
-# Peak memory, in a fresh child process per framework and batch size
-# ----------------------------------------------------------------------------------------
-def proc_status_mb(field: str) -> float | None:
-    """A memory line of /proc/self/status (Linux) in MB, or None where there is none."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024  # the kernel reports kB
-    except OSError:
-        pass
-    return None
-
-
-def rss_mb() -> float:
-    """Current resident set size in MB (elsewhere than Linux: the peak so far)."""
-    return proc_status_mb("VmRSS") or peak_rss_mb()
-
-
-def peak_rss_mb() -> float:
-    """Peak resident set size in MB. VmHWM first: ``ru_maxrss`` also counts the parent's
-    memory when the child was started by vfork + exec, as ``subprocess`` does."""
-    hwm = proc_status_mb("VmHWM")
-    if hwm is not None:
-        return hwm
-    import resource
-
-    scale = 2**20 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, else KiB
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
-
-
-def reset_peak_rss() -> bool:
-    """Reset the kernel's peak-RSS counter to the current RSS (Linux >= 4.0); False if not."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def release_freed_heap() -> None:
-    """Ask glibc to return freed heap memory to the system (``malloc_trim``), so that memory
-    freed after building the model (temporaries, the PyTorch child's NumPy template) is not
-    counted as in use. A no-op where there is no glibc."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
-def memory_child(framework: str, batch: int) -> None:
-    """Run in a fresh process: print JSON {"forward": MB, "step": MB, "reset": bool}."""
-    if framework == TorchRunner.name:
-        import torch
-
-        torch.set_num_threads(blas_threads())
-        base = rss_mb()
-        model = build_alexnet(VARIANT)
-        runner: Runner = TorchRunner(torch_twin(model))
-        del model  # the NumPy weights were only a template
-    else:
-        base = rss_mb()
-        runner = NumpyRunner(build_alexnet(VARIANT))
-    release_freed_heap()
-    reset = reset_peak_rss()
-    for _ in range(2):
-        runner.forward(batch)
-    forward_peak = peak_rss_mb() - base
-    for _ in range(2):
-        runner.step(batch)
-    step_peak = peak_rss_mb() - base
-    print(json.dumps({"forward": forward_peak, "step": step_peak, "reset": reset}))
-
-
-def measure_peak_memory(framework: str, batch: int) -> dict[str, Any]:
-    """Run ``memory_child`` in a fresh interpreter (same environment) and return its result."""
-    code = f"from minialexnet.bench import memory_child; memory_child({framework!r}, {batch})"
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=900
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"memory child {framework} batch {batch} failed:\n{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-# ----------------------------------------------------------------------------------------
-# Timing and the table
-# ----------------------------------------------------------------------------------------
-def blas_threads() -> int:
-    """The threads OpenBLAS uses: OPENBLAS_NUM_THREADS or OMP_NUM_THREADS when set, else the
-    CPUs this process may run on."""
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
-        value = os.environ.get(var, "")
-        if value.isdigit() and int(value) > 0:
-            return int(value)
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def time_runners(
-    runners: list[Runner], batch: int, repeats: int, gflop_per_image: float
-) -> list[Row]:
-    """Forward and forward+backward rows for each runner at one batch size.
-
-    After one warm-up call each, the runners take turns, ``repeats`` rounds: on a machine
-    whose load changes (other processes come and go), interleaving exposes every runner to the
-    same conditions, where timing one and then the other would compare two different moments.
-    Before each timed call the process idles ``QUIET_S``: a BLAS or OpenMP worker thread
-    busy-waits for a while after its last task (OpenBLAS's up to ~0.1 s), and one left spinning
-    by the previous runner would take a core from the next.
-    """
+def aggregate(results: Sequence[dict[str, Any]]) -> list[Row]:
+    """The table's rows from the ``time`` children's results: each (framework, batch, pass)
+    pools the calls of all its processes; peak = the largest of its processes'; ratio =
+    median / PyTorch's median. Sorted by batch, pass, then ``FRAMEWORKS`` order."""
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for r in results:
+        groups.setdefault((r["framework"], int(r["batch"])), []).append(r)
     rows = []
-    for phase, gflop in (("forward", gflop_per_image), ("forward+backward", 3 * gflop_per_image)):
-        calls = [runner.forward if phase == "forward" else runner.step for runner in runners]
-        for call in calls:
-            call(batch)
-        times: list[list[float]] = [[] for _ in runners]
-        for _ in range(repeats):
-            for call, runner_times in zip(calls, times, strict=True):
-                time.sleep(QUIET_S)
-                start = time.perf_counter()
-                call(batch)
-                runner_times.append(time.perf_counter() - start)
-        for runner, runner_times in zip(runners, times, strict=True):
-            ms = float(np.median(runner_times)) * 1e3
-            rows.append(Row(runner.name, batch, phase, ms, gflop * batch))
+    for (framework, batch), runs in groups.items():
+        gflop_per_image = 2 * runs[0]["macs_per_image"] / 1e9
+        for phase, (times_key, peak_key, flop_factor) in PHASES.items():
+            times = [t for r in runs for t in r[times_key]]
+            peaks = [r[peak_key] for r in runs if r.get(peak_key) is not None]
+            rows.append(
+                Row(
+                    framework,
+                    batch,
+                    phase,
+                    Spread.of(times).scaled(1e3),
+                    flop_factor * gflop_per_image * batch,
+                    calls=len(times),
+                    peak_mb=max(peaks) if peaks else None,
+                )
+            )
+    torch_ms = {(r.batch, r.phase): r.ms.median for r in rows if r.framework == PYTORCH}
+    for row in rows:
+        if row.framework != PYTORCH and (row.batch, row.phase) in torch_ms:
+            row.ratio = row.ms.median / torch_ms[row.batch, row.phase]
+    order = {f: i for i, f in enumerate(FRAMEWORKS)}
+    phases = list(PHASES)
+    rows.sort(key=lambda r: (r.batch, phases.index(r.phase), order.get(r.framework, 99)))
     return rows
 
 
-def format_table(rows: list[Row]) -> str:
+def format_table(rows: Sequence[Row]) -> str:
     header = (
-        f"{'framework':<12}{'batch':>6}  {'pass':<17}{'ms':>10}{'images/s':>10}"
-        f"{'GFLOP/s':>9}{'peak MB':>9}{'ours/torch':>11}"
+        f"{'framework':<11}{'batch':>5}  {'pass':<17}{'min ms':>10}{'median ms':>11}"
+        f"{'max ms':>10}{'images/s':>10}{'GFLOP/s':>9}{'peak MB':>9}{'vs torch':>10}"
     )
     lines = [header, "-" * len(header)]
     for r in rows:
         peak = "" if r.peak_mb is None else f"{r.peak_mb:,.0f}"
         ratio = "" if r.ratio is None else f"{r.ratio:.2f}x"
         lines.append(
-            f"{r.framework:<12}{r.batch:>6}  {r.phase:<17}{r.ms:>10,.1f}{r.images_per_s:>10,.1f}"
-            f"{r.gflops:>9,.0f}{peak:>9}{ratio:>11}"
+            f"{r.framework:<11}{r.batch:>5}  {r.phase:<17}{r.ms.min:>10,.1f}{r.ms.median:>11,.1f}"
+            f"{r.ms.max:>10,.1f}{r.images_per_s:>10,.1f}{r.gflops:>9,.1f}{peak:>9}{ratio:>10}"
         )
     return "\n".join(lines)
 
 
-def blas_description() -> str:
-    """Which BLAS NumPy runs and with which kernels (via threadpoolctl, if it is installed)."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return f"NumPy {np.__version__} (install threadpoolctl to see which BLAS kernels run)"
-    blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
-    kernels = ", ".join(
-        f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')} kernels, "
-        f"{i.get('num_threads')} threads)"
-        for i in blas
+def machine_lines(
+    threads: int, results: Sequence[dict[str, Any]], load: tuple[list[float], list[float]]
+) -> list[str]:
+    """CPU count, NumPy's BLAS, each framework's thread settings, load averages."""
+    import numpy as np
+
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    blas = ", ".join(
+        f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')} kernels)"
+        for i in blas_info()
     )
-    return f"NumPy {np.__version__}: {kernels or 'BLAS not identified'}"
+    lines = [
+        f"machine: {os.cpu_count()} CPUs ({usable} usable by this process); NumPy "
+        f"{np.__version__}, BLAS: {blas or 'not identified (install threadpoolctl)'}",
+        f"threads: {threads} per child for NumPy's BLAS and PyTorch; Numba its default",
+    ]
+    seen: dict[str, str] = {}
+    for r in results:
+        if r.get("task") == "time" and r["framework"] not in seen:
+            names = {"blas": "BLAS", "torch": "PyTorch", "numba": "Numba"}
+            seen[r["framework"]] = ", ".join(
+                f"{names.get(k, k)} {v}" for k, v in r["threads"].items() if v is not None
+            )
+    lines += [f"  {framework} child: {settings}" for framework, settings in seen.items()]
+    lines += [
+        f"note: {v}={os.environ[v]} overrides OpenBLAS's own CPU tuning"
+        for v in BLAS_ENV
+        if v in os.environ
+    ]
+    before, after = (" / ".join(f"{x:.2f}" for x in avg) for avg in load)
+    lines.append(f"load average (1, 5, 15 min): before {before}, after {after}")
+    return lines
 
 
-def load_torch() -> tuple[Any, str]:
-    """(torch module or None, a line saying why not)."""
-    try:
-        import torch
-    except Exception as error:  # ImportError, or a broken install raising anything else
-        return None, f"PyTorch not importable ({type(error).__name__}: {error}): ours only"
-    return torch, f"PyTorch {torch.__version__}"
+def load_average() -> list[float]:
+    return list(os.getloadavg()) if hasattr(os, "getloadavg") else [float("nan")] * 3
 
 
-def run_bench(batch_sizes: list[int], repeats: int = 5, compare_torch: bool = True) -> int:
-    """Time our NumPy AlexNet (and PyTorch's, if importable); print the table. Return 0, or 1
-    if the two disagree (nothing is timed then)."""
+def check_arguments(
+    batch_sizes: Sequence[int], repeats: int, processes: int, engine: str, variant: str
+) -> None:
+    """Raise ValueError naming the option, what it expects and what it got."""
+    if not batch_sizes or min(batch_sizes) < 1:
+        raise ValueError(f"bench: --batch expects integers >= 1, got {list(batch_sizes)}")
+    for option, value in (("--repeats", repeats), ("--processes", processes)):
+        if value < 1:
+            raise ValueError(f"bench: {option} expects an integer >= 1, got {value}")
+    if engine not in ENGINE_CHOICES:
+        raise ValueError(f"bench: --engine expects one of {ENGINE_CHOICES}, got {engine!r}")
+    if variant not in VARIANTS:
+        raise ValueError(f"bench: variant expects one of {VARIANTS}, got {variant!r}")
+
+
+def report_failure(error: ChildError) -> None:
+    sys.stdout.flush()  # what came before, first
+    print(f"bench: {error}", file=sys.stderr)
+
+
+def check_frameworks(
+    engines: list[str], compare_torch: bool, base: dict[str, Any], env: dict[str, str]
+) -> tuple[list[str], bool] | None:
+    """The frameworks to time after their agreement checks (each in a child of its own), and
+    whether a check could not run (reported; that framework is left out). None when one
+    disagrees: then nothing is timed."""
+    frameworks, crashed = list(engines), False
+    checks = [("fast", "agree-fast")] if "fast" in engines else []
+    checks += [(PYTORCH, "agree-torch")] if compare_torch else []
+    for framework, task in checks:
+        try:
+            result = run_child({**base, "task": task}, env)
+        except ChildError as error:
+            report_failure(error)
+            print(f"{framework}: its agreement check did not run (stderr above): not timed")
+            result, crashed = {"available": False}, True
+        if not result["available"]:
+            if "why" in result:
+                print(f"{framework} not available ({result['why']}): not timed")
+            if framework in frameworks:
+                frameworks.remove(framework)
+            continue
+        if not result["agree"]:
+            why = result.get("why") or (
+                f"{result['where']} differs by {result['worst']:.1e} of its largest magnitude "
+                f"(tolerance {FAST_RTOL:.0e})"
+            )
+            print(f"refusing to time: {framework} disagrees with the reference: {why}")
+            return None
+        if framework == PYTORCH:
+            frameworks.append(PYTORCH)
+            print(
+                f"PyTorch {result['version']}: logits and gradients agree with ours (worst "
+                f"relative difference {result['worst']:.1e}, tolerance {AGREEMENT_RTOL:.0e})"
+            )
+        else:
+            print(
+                f"fast engine: parameters, logits and gradients equal the reference's (worst "
+                f"relative difference {result['worst']:.1e}, tolerance {FAST_RTOL:.0e})"
+            )
+    if not compare_torch:
+        print("PyTorch comparison off (--no-torch)")
+    return frameworks, crashed
+
+
+def measure_compile(base: dict[str, Any], env: dict[str, str]) -> bool:
+    """Print the fast engine's first-run cost with an empty and with a filled Numba cache;
+    False if a child failed (reported)."""
+    with tempfile.TemporaryDirectory(prefix="minialexnet-numba-cache-") as cache:
+        for label in ("empty Numba cache (first run on a machine)", "filled Numba cache"):
+            try:
+                r = run_child({**base, "task": "compile"}, {**env, "NUMBA_CACHE_DIR": cache})
+            except ChildError as error:
+                report_failure(error)
+                return False
+            print(
+                f"Numba compile, {label}: the first forward+step at batch 1 took "
+                f"{r['first_s'] - r['warm_s']:.2f} s more than a warm one "
+                f"({r['warm_s']:.3f} s); import "
+                f"{r['import_s']:.2f} s; {r['cache_files']} cache files after"
+            )
+    return True
+
+
+def run_bench(
+    batch_sizes: Sequence[int] = (1, 8, 32),
+    repeats: int = 5,
+    processes: int = 3,
+    engine: str = "both",
+    compare_torch: bool = True,
+    variant: str = VARIANT,
+    compile_time: bool = True,
+    quiet_s: float = QUIET_S,
+) -> int:
+    """Check, then time each framework in its own child processes and print the table.
+    Return 0; 1 if a check disagreed (nothing timed) or a child failed (reported on stderr
+    with its stderr; the rest still timed). ``variant`` (default ``ungrouped``) and
+    ``quiet_s`` exist for the tests, which run the mini net."""
     from tqdm import tqdm
 
-    if repeats < 1 or not batch_sizes or min(batch_sizes) < 1:
-        raise ValueError(
-            f"run_bench: repeats and batch sizes must be >= 1, got {repeats}, {batch_sizes}"
-        )
-    model = build_alexnet(VARIANT)
-    gflop = 2 * summarize(model).total_macs / 1e9
+    check_arguments(batch_sizes, repeats, processes, engine, variant)
     threads = blas_threads()
+    load_before, start = load_average(), time.perf_counter()
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    base = {"variant": variant, "threads": threads, "quiet_s": quiet_s}
     print(
-        f"{model.name}, float32; {threads} thread(s) for NumPy's BLAS and for PyTorch; "
-        f"median of {repeats} runs after a warm-up"
+        f"alexnet-{variant}, float32; each framework in {processes} process(es) of its own, "
+        f"one at a time; per process a warm-up, then {repeats} timed calls per pass"
     )
-    print(blas_description())
-    for var in BLAS_ENV:
-        if var in os.environ:
-            print(f"note: {var}={os.environ[var]} is set; it overrides OpenBLAS's own CPU tuning")
-    runners: list[Runner] = [NumpyRunner(model)]
-    torch, why = load_torch() if compare_torch else (None, "PyTorch comparison off (--no-torch)")
-    print(why)
-    if torch is not None:
-        torch.set_num_threads(threads)
-        net = torch_twin(model)
-        try:
-            worst = check_agreement(model, net)
-        except ValueError as error:
-            print(f"refusing to time: {error}")
-            return 1
-        print(f"logits and gradients agree with PyTorch's (worst relative difference {worst:.1e})")
-        runners.append(TorchRunner(net))
-    rows: list[Row] = []
-    for batch in tqdm(batch_sizes, desc="timing", unit="batch size", leave=False):
-        rows += time_runners(runners, batch, repeats, gflop)
-    rows.sort(key=lambda r: (r.batch, r.framework != NumpyRunner.name))
-    tasks = [(b, r) for b in batch_sizes for r in runners]
-    for batch, runner in tqdm(tasks, desc="peak memory", unit="process", leave=False):
-        try:
-            peaks = measure_peak_memory(runner.name, batch)
-        except (RuntimeError, OSError, subprocess.TimeoutExpired) as error:
-            print(f"note: peak memory not measured ({error})")
+    engines = list(ENGINES) if engine == "both" else [engine]
+    checked = check_frameworks(engines, compare_torch, base, env)
+    if checked is None:
+        return 1
+    frameworks, crashed = checked
+    status = 1 if crashed else 0
+    if compile_time and "fast" in frameworks:
+        status = status if measure_compile(base, env) else 1
+    elif compile_time and "fast" in engines:
+        print("Numba compile time: not measured (no fast engine)")
+    tasks = [(b, f) for _ in range(processes) for b in batch_sizes for f in frameworks]
+    results: list[dict[str, Any]] = []
+    failed: set[str] = set()
+    progress = tqdm(tasks, desc="timing", unit="process", leave=False)
+    for batch, framework in progress:
+        progress.set_postfix_str(f"{framework} batch {batch}")
+        if framework in failed:
             continue
-        if not peaks["reset"]:
-            print(f"note: {runner.name} batch {batch}: peak includes building the model")
-        for row in rows:
-            if (row.framework, row.batch) == (runner.name, batch):
-                row.peak_mb = peaks["forward" if row.phase == "forward" else "step"]
-    torch_ms = {(r.batch, r.phase): r.ms for r in rows if r.framework == TorchRunner.name}
-    for row in rows:
-        if row.framework == NumpyRunner.name and (row.batch, row.phase) in torch_ms:
-            row.ratio = row.ms / torch_ms[row.batch, row.phase]
-    print(format_table(rows))
-    return 0
+        spec = {**base, "task": "time", "framework": framework, "batch": batch, "repeats": repeats}
+        try:
+            results.append(run_child(spec, env))
+        except ChildError as error:
+            report_failure(error)
+            print(f"{framework}: a child failed (stderr above); its other runs are skipped")
+            failed.add(framework)
+            status = 1
+    progress.close()
+    for r in results:
+        if not r["peak_reset"]:
+            print(f"note: {r['framework']} batch {r['batch']}: the peak includes building")
+            break
+    print("\n".join(machine_lines(threads, results, (load_before, load_average()))))
+    print(
+        f"{len(results)} timing processes; the whole bench took {time.perf_counter() - start:.0f} s"
+    )
+    print(format_table(aggregate(results)))
+    return status

@@ -1,5 +1,8 @@
 """Checkpoints: one ``.npz`` holding everything needed to continue a run bit for bit.
 
+``RunState`` is what a run saves and restores, field by field, and the one place that maps it
+onto the file; ``Checkpoint`` with ``save_checkpoint`` / ``load_checkpoint`` is the file itself.
+
 Layout (every entry a plain array; loaded with ``allow_pickle=False``, so a checkpoint can
 never run code):
 
@@ -28,6 +31,7 @@ from typing import IO, Any
 import numpy as np
 
 FORMAT = 1
+CHECKPOINT_FILE = "checkpoint.npz"  # in a run's output folder
 
 
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
@@ -112,3 +116,50 @@ def copy_into(target: dict[str, np.ndarray], saved: dict[str, np.ndarray], what:
                 f"model's is {array.dtype} {array.shape}"
             )
         array[...] = saved[name]
+
+
+@dataclass
+class RunState:
+    """The complete state of a training run, as saved in (and restored from) a checkpoint.
+
+    The trainer fills one (``Trainer.state``) and puts one back (``Trainer.restore``); how the
+    fields map onto the archive's groups and JSON is known only to ``save`` and ``load``.
+    """
+
+    params: dict[str, np.ndarray]
+    velocities: dict[str, np.ndarray]
+    config: dict[str, Any]  # the run's TrainConfig as a dict
+    classes: list[str]
+    preprocess: dict[str, Any]  # the preprocessor's settings (``Preprocessor.settings``)
+    preprocess_arrays: dict[str, np.ndarray]  # its arrays: mean, PCA basis
+    epoch: int  # epochs done
+    position: int  # batches done in the current epoch
+    order: np.ndarray | None  # the current epoch's batch order (None between epochs)
+    lr: float
+    schedule: dict[str, Any] | None  # PlateauSchedule.state()
+    rng: dict[str, Any]  # the data generator's bit_generator.state
+    dropout_rngs: dict[str, dict[str, Any]]  # each Dropout layer's, by layer name
+    totals: dict[str, float]  # the current epoch's running sums so far
+    history: list[dict[str, float]]
+
+    _ARRAYS = ("params", "velocities", "preprocess_arrays", "order")
+
+    def save(self, path: str | Path) -> Path:
+        """Write the state to ``path`` atomically."""
+        data = dict(self.preprocess_arrays)
+        if self.order is not None:
+            data["order"] = self.order
+        meta = {k: v for k, v in vars(self).items() if k not in self._ARRAYS}
+        return save_checkpoint(path, Checkpoint(self.params, self.velocities, data, meta))
+
+    @classmethod
+    def load(cls, path: str | Path) -> RunState:
+        """Read the state a ``save`` wrote; errors name the file."""
+        ckpt = load_checkpoint(path)
+        data, meta = dict(ckpt.data), dict(ckpt.meta)
+        order = data.pop("order", None)
+        meta.pop("format")
+        try:
+            return cls(ckpt.params, ckpt.velocities, preprocess_arrays=data, order=order, **meta)
+        except TypeError as error:  # a field missing or unknown: not a run's checkpoint
+            raise ValueError(f"{path}: not a training run's checkpoint ({error})") from None

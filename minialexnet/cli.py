@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from .model import VARIANTS
+from .model import ENGINES, VARIANTS
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -34,9 +34,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from .cuda.bench import BenchConfig, run
 
         return run(BenchConfig(repeats=args.repeats, compare_torch=not args.no_torch))
-    from .bench import run_bench
+    from .bench import check_arguments, run_bench
 
-    return run_bench(args.batch_sizes, repeats=args.repeats, compare_torch=not args.no_torch)
+    try:
+        check_arguments(args.batch_sizes, args.repeats, args.processes, args.engine, "ungrouped")
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return 2
+    return run_bench(
+        args.batch_sizes,
+        repeats=args.repeats,
+        processes=args.processes,
+        engine=args.engine,
+        compare_torch=not args.no_torch,
+    )
 
 
 def cmd_exercises(args: argparse.Namespace) -> int:
@@ -58,7 +69,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
     from .grade import grade, grade_table
 
     try:
-        grades = grade(split_layers(args.layers))
+        grades = grade(split_layers(args.layers), engine=args.engine)
     except ValueError as error:
         print(error, file=sys.stderr)
         return 2
@@ -83,13 +94,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         data=args.data,
         split=args.split,
         ten_view=args.ten_view,
+        engine=args.engine,
     )
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from .inference import run_predict
 
-    return run_predict(args.checkpoint, args.images, top=args.top, ten_view=args.ten_view)
+    return run_predict(
+        args.checkpoint, args.images, top=args.top, ten_view=args.ten_view, engine=args.engine
+    )
 
 
 def add_train_parser(commands: argparse._SubParsersAction) -> None:
@@ -141,8 +155,22 @@ def add_train_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="DIR", help="output folder (default: a new runs/<name>-<time>)")
     p.add_argument("--resume", metavar="CHECKPOINT", help="continue a run from its checkpoint.npz")
     p.add_argument("--backend", choices=("cpu", "cuda"), help=f"default {d.backend}")
+    add_engine_option(p)
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable images")
     p.set_defaults(func=cmd_train)
+
+
+def add_engine_option(p: argparse.ArgumentParser) -> None:
+    """``--engine`` of train, evaluate and predict: which implementation of the layers runs
+    on the CPU. Both compute the same network with the same parameters, so a checkpoint runs
+    on either, whichever trained it."""
+    from .model import default_engine
+
+    p.add_argument(
+        "--engine",
+        choices=tuple(ENGINES),
+        help=f"CPU layers: reference (plain NumPy) or fast; default {default_engine()}",
+    )
 
 
 def split_layers(text: str | None) -> list[str] | None:
@@ -163,17 +191,47 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("tour", help="the parameter table and every gradient check, narrated")
     p.set_defaults(func=cmd_tour)
 
-    p = commands.add_parser("bench", help="time the ungrouped AlexNet (float32), CPU or GPU")
+    p = commands.add_parser(
+        "bench",
+        help="time the ungrouped AlexNet (float32), CPU or GPU",
+        description="CPU: time the reference engine, the fast engine and PyTorch (where "
+        "importable), each in child processes of its own, one at a time, after checking that "
+        "they agree; prints min/median/max ms, images/s, GFLOP/s, peak MB and the ratio to "
+        "PyTorch (details: minialexnet/bench.py). GPU: the Numba-CUDA kernels.",
+    )
     p.add_argument(
         "--backend",
         choices=("cpu", "cuda"),
         default="cpu",
-        help="cpu: NumPy; cuda: the Numba-CUDA kernels, GEMM versions and a batch-128 step",
+        help="cpu: our NumPy engines; cuda: the Numba-CUDA kernels, GEMM versions and a "
+        "batch-128 step",
     )
     p.add_argument(
-        "--batch-sizes", type=int, nargs="+", default=[1, 8, 32], metavar="N", help="cpu only"
+        "--batch",
+        "--batch-sizes",
+        dest="batch_sizes",
+        type=int,
+        nargs="+",
+        default=[1, 8, 32],
+        metavar="N",
+        help="batch sizes (default 1 8 32; cpu only)",
     )
-    p.add_argument("--repeats", type=int, default=5, help="timed repeats per measurement")
+    p.add_argument(
+        "--repeats", type=int, default=5, help="timed calls per pass and process (default 5)"
+    )
+    p.add_argument(
+        "--processes",
+        type=int,
+        default=3,
+        metavar="N",
+        help="child processes per framework and batch size (default 3; cpu only)",
+    )
+    p.add_argument(
+        "--engine",
+        choices=(*ENGINES, "both"),
+        default="both",
+        help="which of our engines to time (default both; cpu only)",
+    )
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     p.set_defaults(func=cmd_bench)
 
@@ -186,6 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
         "grade", help="grade each layer's forward and backward (exit 0: all pass)"
     )
     p.add_argument("--layers", help="comma-separated layers (default: all), e.g. conv,lrn")
+    p.add_argument(
+        "--engine",
+        choices=tuple(ENGINES),
+        default="reference",
+        help="whose layers to grade: the reference a student writes (default) or the fast engine",
+    )
     p.set_defaults(func=cmd_grade)
 
     add_train_parser(commands)
@@ -198,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--ten-view", action="store_true", help="average the 10 views (5 if trained without flips)"
     )
+    add_engine_option(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = commands.add_parser("predict", help="the top-5 classes of image files")
@@ -207,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--ten-view", action="store_true", help="average the 10 views (5 if trained without flips)"
     )
+    add_engine_option(p)
     p.set_defaults(func=cmd_predict)
     return parser
 

@@ -3,6 +3,9 @@ into a model for ``python -m minialexnet evaluate`` and ``predict``.
 
 Test-time views [P §4.1]: the centre crop, or the paper's ten views (four corners and the centre,
 and their mirror images) with their softmax outputs averaged.
+
+A checkpoint runs on either engine (``engine="reference"|"fast"``): the engines share the
+parameters' names and shapes, so the one a network was trained with does not matter here.
 """
 
 from __future__ import annotations
@@ -14,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from .checkpoint import copy_into, load_checkpoint
+from .checkpoint import RunState, copy_into
 from .data import Dataset, Preprocessor, batch_slices, load_dataset, read_image, split_off
 from .layers import softmax
-from .model import Sequential, build_alexnet
+from .model import Sequential, default_engine, model_from_config
 
 
 def predict_proba(
@@ -31,9 +34,10 @@ def predict_proba(
     was_training = next(iter(model.layers.values())).training
     model.eval()
     try:
-        if not ten_view:
-            return softmax(model.forward(pre.test_batch(images)))
-        return np.mean([softmax(model.forward(v)) for v in pre.test_views(images)], axis=0)
+        with model.no_grad():  # no backward follows: layers need keep nothing for one
+            if not ten_view:
+                return softmax(model.forward(pre.test_batch(images)))
+            return np.mean([softmax(model.forward(v)) for v in pre.test_views(images)], axis=0)
     finally:
         if was_training:
             model.train()
@@ -73,19 +77,6 @@ def topk_misses(scores: np.ndarray, labels: np.ndarray, k: int) -> int:
 # ----------------------------------------------------------------------------------------
 # From a checkpoint
 # ----------------------------------------------------------------------------------------
-def model_from_config(config: dict[str, Any], num_classes: int) -> Sequential:
-    """The (uninitialized: He defaults) network a run's config describes."""
-    return build_alexnet(
-        config["variant"],
-        num_classes=num_classes,
-        seed=config["seed"],
-        dropout=config["dropout"],
-        activation=config["activation"],
-        lrn=config["lrn"],
-        pool=tuple(config["pool"]),
-    )
-
-
 @dataclass
 class Trained:
     """A network with the parameters of a checkpoint and the preprocessing it was trained with."""
@@ -96,14 +87,16 @@ class Trained:
     config: dict[str, Any]
 
 
-def load_trained(path: str | Path) -> Trained:
-    ckpt = load_checkpoint(path)
-    config, classes = ckpt.meta["config"], tuple(ckpt.meta["classes"])
-    model = model_from_config(config, len(classes)).eval()
-    copy_into(model.params(), ckpt.params, "parameters")
-    return Trained(
-        model, Preprocessor.from_saved(ckpt.data, ckpt.meta["preprocess"]), classes, config
-    )
+def load_trained(path: str | Path, *, engine: str | None = None) -> Trained:
+    """The checkpoint's network on ``engine``'s layers (None: ``model.default_engine()``, not
+    the training run's: a student copy, without the fast engine, still runs a fast-trained
+    checkpoint)."""
+    state = RunState.load(path)
+    classes = tuple(state.classes)
+    model = model_from_config(state.config, len(classes), engine=engine or default_engine())
+    copy_into(model.params(), state.params, "parameters")
+    pre = Preprocessor.from_saved(state.preprocess_arrays, state.preprocess)
+    return Trained(model.eval(), pre, classes, state.config)
 
 
 def evaluate_checkpoint(
@@ -113,10 +106,11 @@ def evaluate_checkpoint(
     data: str | None = None,
     split: str = "test",
     ten_view: bool = False,
+    engine: str | None = None,
 ) -> dict[str, float]:
     """Top-1/top-5 of a checkpoint on a dataset split ("test", or "val": the validation images
     carved from the training split exactly as the run did). Dataset defaults to the run's."""
-    trained = load_trained(path)
+    trained = load_trained(path, engine=engine)
     config = trained.config
     name = dataset or config["dataset"]
     root = data or (config["data"] if name == config["dataset"] else None)
@@ -134,10 +128,15 @@ def evaluate_checkpoint(
 
 
 def predict_files(
-    path: str | Path, files: list[str | Path], *, top: int = 5, ten_view: bool = False
+    path: str | Path,
+    files: list[str | Path],
+    *,
+    top: int = 5,
+    ten_view: bool = False,
+    engine: str | None = None,
 ) -> list[list[tuple[str, float]]]:
     """For each image file, its ``top`` most probable classes with their probabilities."""
-    trained = load_trained(path)
+    trained = load_trained(path, engine=engine)
     images = np.stack([read_image(f, trained.pre.size) for f in files])
     prob = predict_proba(trained.model, trained.pre, images, ten_view=ten_view)
     best = np.argsort(-prob, axis=1)[:, :top]
@@ -153,11 +152,12 @@ def run_evaluate(
     data: str | None = None,
     split: str = "test",
     ten_view: bool = False,
+    engine: str | None = None,
 ) -> int:
     """``python -m minialexnet evaluate``: print top-1 and top-5 accuracy of a checkpoint."""
     try:
         result = evaluate_checkpoint(
-            checkpoint, dataset=dataset, data=data, split=split, ten_view=ten_view
+            checkpoint, dataset=dataset, data=data, split=split, ten_view=ten_view, engine=engine
         )
     except (ValueError, FileNotFoundError) as error:
         print(f"evaluate: {error}", file=sys.stderr)
@@ -170,10 +170,17 @@ def run_evaluate(
     return 0
 
 
-def run_predict(checkpoint: str, images: list[str], *, top: int = 5, ten_view: bool = False) -> int:
+def run_predict(
+    checkpoint: str,
+    images: list[str],
+    *,
+    top: int = 5,
+    ten_view: bool = False,
+    engine: str | None = None,
+) -> int:
     """``python -m minialexnet predict``: the ``top`` classes of each image file."""
     try:
-        results = predict_files(checkpoint, images, top=top, ten_view=ten_view)
+        results = predict_files(checkpoint, images, top=top, ten_view=ten_view, engine=engine)
     except (ValueError, FileNotFoundError) as error:
         print(f"predict: {error}", file=sys.stderr)
         return 2

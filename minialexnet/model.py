@@ -27,8 +27,9 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -168,7 +169,9 @@ def default_engine() -> str:
     """ "fast", or "reference" where the fast engine is absent: a student copy leaves
     minialexnet/fast out (it would hand over the solutions), so there the student's own
     reference layers run everything."""
-    return "fast" if importlib.util.find_spec("minialexnet.fast") is not None else "reference"
+    spec = importlib.util.find_spec("minialexnet.fast")
+    # origin is None for a bare folder (a namespace package): no engine there, just a name.
+    return "fast" if spec is not None and spec.origin is not None else "reference"
 
 
 def engine_layers(engine: str | None) -> ModuleType:
@@ -313,3 +316,24 @@ def build_alexnet(
         width = out_features
     layers.append(("fc8", L.Linear(width, num_classes, rng=rng, dtype=dtype)))
     return Sequential(layers, (3, size, size), name=f"alexnet-{variant}")
+
+
+def model_from_config(
+    config: Mapping[str, Any], num_classes: int, *, engine: str | None = None
+) -> Sequential:
+    """The network a run's config describes (a ``TrainConfig`` as the dict a checkpoint saves),
+    with ``build_alexnet``'s He-normal weights from the config's seed.
+
+    ``engine`` overrides the config's own: the engines share parameters, so a checkpoint runs
+    on either. A config without one (checkpoints from before engines) gets the default.
+    """
+    return build_alexnet(
+        config["variant"],
+        num_classes=num_classes,
+        seed=config["seed"],
+        dropout=config["dropout"],
+        activation=config["activation"],
+        lrn=config["lrn"],
+        pool=tuple(config["pool"]),
+        engine=engine if engine is not None else config.get("engine"),
+    )

@@ -1,43 +1,32 @@
-"""Training AlexNet: one SGD step, evaluation (top-1/top-5, ten views), and the loop.
+"""A training run from a config: what ``python -m minialexnet train`` does.
 
-One step (``cpu_train_step``): forward a batch, softmax cross-entropy, backward, the paper's
-SGD update. The loop (``Trainer``) shuffles the training split every epoch, augments each batch,
-shows a progress bar (loss, accuracy, images/s), evaluates on the validation split after every
-epoch, divides the learning rate by 10 on plateaus, and — given an output folder — writes a
-checkpoint, ``history.json`` and ``curves.png`` after every epoch. Ctrl-C finishes the current
-step, saves a checkpoint and stops; a second Ctrl-C aborts at once.
-
-``train(config)`` builds everything from a ``TrainConfig`` (what ``python -m minialexnet
-train`` does); a resumed run continues from the checkpoint's exact state — parameters,
-velocities, position in the epoch, and every random generator — so it ends with the same
-parameters, bit for bit, as a run that was never interrupted.
+``train(config)`` builds everything a ``TrainConfig`` describes — data splits, network,
+optimizer, preprocessing, schedule — and hands them to the loop (``trainer.Trainer``), then
+tests the result. A resumed run continues from its checkpoint's exact state (``RunState``:
+parameters, velocities, position in the epoch, and every random generator), so it ends with
+the same parameters, bit for bit, as a run that was never interrupted; the checkpoint file is
+read once.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import signal
 import sys
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
-from .checkpoint import Checkpoint, atomic_write_text, copy_into, load_checkpoint, save_checkpoint
-from .data import Dataset, Preprocessor, batch_slices, load_dataset, num_batches, split_off
+from .checkpoint import CHECKPOINT_FILE, RunState
+from .data import Dataset, Preprocessor, load_dataset, split_off
 from .data.datasets import stored_size
-from .inference import evaluate, model_from_config
-from .layers import Dropout, softmax_cross_entropy
-from .model import Sequential, input_size
+from .inference import evaluate
+from .model import ENGINES, Sequential, default_engine, input_size, model_from_config
 from .optim import SGD, PlateauSchedule, initialize
-
-StepFn = Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]]
+from .step import StepFn
+from .trainer import Trainer
 
 # Flips and colour shifts keep a photo's class; they would not keep a digit's (a mirrored 2 is
 # not a 2, and the digits are grey), so each dataset has its own defaults for the two switches.
@@ -81,6 +70,9 @@ class TrainConfig:
     ten_view: bool = False  # final test with the paper's ten views
     out: str | None = None
     backend: str = "cpu"
+    # the CPU layers' implementation (model.ENGINES; None: model.default_engine()). With the
+    # cuda backend the GPU trains and the CPU layers evaluate between epochs.
+    engine: str | None = None
     skip_bad: bool = False
     # model switches (see build_alexnet), for the lessons that take one design choice out
     activation: str = "relu"
@@ -95,6 +87,11 @@ class TrainConfig:
         self.pca = pca if self.pca is None else self.pca
         if self.backend not in ("cpu", "cuda"):
             raise ValueError(f"TrainConfig: backend must be 'cpu' or 'cuda', got {self.backend!r}")
+        self.engine = default_engine() if self.engine is None else self.engine
+        if self.engine not in ENGINES:
+            raise ValueError(
+                f"TrainConfig: engine must be one of {tuple(ENGINES)}, got {self.engine!r}"
+            )
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(
                 f"TrainConfig: epochs and batch_size must be >= 1, got {self.epochs}, "
@@ -105,234 +102,6 @@ class TrainConfig:
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
-
-
-# ----------------------------------------------------------------------------------------
-# One step
-# ----------------------------------------------------------------------------------------
-def cpu_train_step(
-    model: Sequential, optimizer: SGD, x: np.ndarray, y: np.ndarray
-) -> tuple[float, np.ndarray]:
-    """Forward x (N, 3, H, W), loss against labels y (N,), backward, one SGD update.
-
-    Returns (mean loss over the batch, logits (N, classes) from before the update).
-    """
-    model.train()
-    logits = model.forward(x)
-    loss, dlogits = softmax_cross_entropy(logits, y)
-    model.backward(dlogits)
-    optimizer.step()
-    return loss, logits
-
-
-# ----------------------------------------------------------------------------------------
-# The loop
-# ----------------------------------------------------------------------------------------
-@dataclass
-class EpochTotals:
-    """Running sums over the steps of one epoch (saved, so a resumed epoch reports them whole)."""
-
-    loss: float = 0.0
-    errors: int = 0
-    seen: int = 0
-
-    def add(self, mean_loss: float, errors: int, n: int) -> None:
-        self.loss += mean_loss * n
-        self.errors += errors
-        self.seen += n
-
-
-@dataclass
-class Trainer:
-    """Trains ``model`` on ``train_set``, validating on ``val_set`` after every epoch.
-
-    ``step`` defaults to ``cpu_train_step``; the CUDA backend passes its own, with ``sync``
-    copying parameters and velocities back to the host before evaluation or a checkpoint.
-    With ``out`` set, every epoch writes ``checkpoint.npz``, ``history.json``, ``curves.png``.
-    ``step_log`` keeps (loss, error) of every step; ``history`` one record per epoch.
-    """
-
-    model: Sequential
-    optimizer: SGD
-    pre: Preprocessor
-    train_set: Dataset
-    val_set: Dataset
-    batch_size: int = 128
-    seed: int = 0
-    schedule: PlateauSchedule | None = None
-    step: StepFn | None = None
-    sync: Callable[[], None] | None = None
-    out: Path | None = None
-    config: dict[str, Any] = field(default_factory=dict)
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        self.rng = np.random.default_rng(self.seed)
-        self.epoch, self.position = 0, 0  # epochs done; batches done in the current epoch
-        self.order: np.ndarray | None = None
-        self.totals = EpochTotals()
-        self.history: list[dict[str, float]] = []
-        self.step_log: list[tuple[float, float]] = []
-        self.stop_requested = False
-        self.images_per_s = 0.0  # speed over the last (part of an) epoch this process ran
-        if self.step is None:
-            self.step = lambda x, y: cpu_train_step(self.model, self.optimizer, x, y)
-
-    def fit(self, epochs: int) -> bool:
-        """Train until ``epochs`` epochs are done; False if stopped early by Ctrl-C."""
-        with self._ctrl_c_stops():
-            while self.epoch < epochs:
-                if not self._run_epoch(epochs):
-                    if self.out is not None:
-                        path = self.save()
-                        tqdm.write(f"stopped: saved {path} (resume with --resume {path})")
-                    return False
-                self._end_epoch()
-        return True
-
-    def _run_epoch(self, epochs: int) -> bool:
-        n, bs = len(self.train_set), self.batch_size
-        if self.position == 0:
-            self.order = self.rng.permutation(n)
-            self.totals = EpochTotals()
-        bar = tqdm(
-            total=num_batches(n, bs),
-            initial=self.position,
-            desc=f"epoch {self.epoch + 1}/{epochs}",
-            disable=not self.progress,
-            leave=False,
-        )
-        start, seen_now = time.perf_counter(), 0
-        with bar:
-            for idx in batch_slices(self.order, bs, self.position):
-                y = self.train_set.labels[idx]
-                x = self.pre.train_batch(self.train_set.images[idx], self.rng)
-                loss, logits = self.step(x, y)
-                if not np.isfinite(loss):
-                    raise FloatingPointError(
-                        f"the loss became {loss} at epoch {self.epoch + 1}, batch "
-                        f"{self.position + 1} (lr {self.optimizer.lr:g}); try a smaller --lr"
-                    )
-                errors = int((logits.argmax(axis=1) != y).sum())
-                t = self.totals
-                t.add(loss, errors, len(y))
-                self.step_log.append((loss, errors / len(y)))
-                self.position += 1
-                seen_now += len(y)
-                bar.update()
-                bar.set_postfix(
-                    loss=f"{t.loss / t.seen:.3f}",
-                    acc=f"{1 - t.errors / t.seen:.3f}",
-                    img_s=f"{seen_now / (time.perf_counter() - start):.0f}",
-                )
-                if self.stop_requested:
-                    return False
-        self.images_per_s = seen_now / max(time.perf_counter() - start, 1e-9)
-        return True
-
-    def _end_epoch(self) -> None:
-        if self.sync is not None:
-            self.sync()
-        val = evaluate(self.model, self.pre, self.val_set)
-        t = self.totals
-        record = {
-            "epoch": self.epoch + 1,
-            "lr": self.optimizer.lr,
-            "train_loss": t.loss / t.seen,
-            "train_error": t.errors / t.seen,
-            "val_loss": val["loss"],
-            "val_error": val["top1_error"],
-            "val_top5_error": val["top5_error"],
-            "images_per_s": self.images_per_s,
-        }
-        self.history.append(record)
-        dropped = self.schedule.step(val["top1_error"]) if self.schedule else False
-        self.epoch, self.position, self.order = self.epoch + 1, 0, None
-        if self.progress:
-            tqdm.write(
-                f"epoch {record['epoch']:3d}  lr {record['lr']:.0e}  "
-                f"train loss {record['train_loss']:.3f} error {record['train_error']:6.2%}  "
-                f"val error {record['val_error']:6.2%} (top-5 {record['val_top5_error']:6.2%})  "
-                f"{record['images_per_s']:.0f} img/s" + ("  lr ÷10" if dropped else "")
-            )
-        if self.out is not None:
-            self.save()
-            self.write_history()
-
-    # -- files ----------------------------------------------------------------------------
-    def write_history(self, test: dict[str, float] | None = None) -> None:
-        from .plots import plot_training_curves, save_figure
-
-        record: dict[str, Any] = {"config": self.config, "epochs": self.history}
-        if test is not None:
-            record["test"] = test
-        atomic_write_text(self.out / "history.json", json.dumps(record, indent=1))
-        if self.history:
-            save_figure(plot_training_curves(self.history), "curves", folder=self.out)
-
-    def save(self) -> Path:
-        """Write ``<out>/checkpoint.npz`` with the complete state of the run."""
-        if self.sync is not None:
-            self.sync()
-        dropout_rngs = {
-            name: layer.rng.bit_generator.state
-            for name, layer in self.model.layers.items()
-            if isinstance(layer, Dropout)
-        }
-        data = self.pre.arrays()
-        if self.order is not None:
-            data["order"] = self.order
-        meta = {
-            "config": self.config,
-            "classes": list(self.train_set.classes),
-            "preprocess": self.pre.settings(),
-            "epoch": self.epoch,
-            "position": self.position,
-            "lr": self.optimizer.lr,
-            "schedule": self.schedule.state() if self.schedule else None,
-            "rng": self.rng.bit_generator.state,
-            "dropout_rngs": dropout_rngs,
-            "totals": asdict(self.totals),
-            "history": self.history,
-        }
-        ckpt = Checkpoint(self.model.params(), self.optimizer.velocities, data, meta)
-        return save_checkpoint(self.out / "checkpoint.npz", ckpt)
-
-    def restore(self, ckpt: Checkpoint) -> None:
-        """Put the run back in the state ``ckpt`` was saved in."""
-        copy_into(self.model.params(), ckpt.params, "parameters")
-        copy_into(self.optimizer.velocities, ckpt.velocities, "velocities")
-        meta = ckpt.meta
-        self.epoch, self.position = int(meta["epoch"]), int(meta["position"])
-        self.order = ckpt.data.get("order")
-        self.optimizer.lr = float(meta["lr"])
-        if self.schedule is not None and meta["schedule"] is not None:
-            self.schedule.load_state(meta["schedule"])
-        self.rng.bit_generator.state = meta["rng"]
-        for name, state in meta["dropout_rngs"].items():
-            self.model.layers[name].rng.bit_generator.state = state
-        self.totals = EpochTotals(**meta["totals"])
-        self.history = list(meta["history"])
-
-    @contextlib.contextmanager
-    def _ctrl_c_stops(self) -> Iterator[None]:
-        """First Ctrl-C: finish this step, checkpoint, stop. Second: KeyboardInterrupt."""
-
-        def handler(signum: int, frame: object) -> None:
-            if self.stop_requested:
-                raise KeyboardInterrupt
-            self.stop_requested = True
-            tqdm.write("Ctrl-C: stopping after this step (press again to abort without saving)")
-
-        try:
-            previous = signal.signal(signal.SIGINT, handler)
-        except ValueError:  # not the main thread: signals cannot be caught here
-            yield
-            return
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
 
 
 # ----------------------------------------------------------------------------------------
@@ -356,15 +125,14 @@ def check_backend(backend: str) -> None:
     """Raise ``BackendUnavailableError`` (one line, no traceback) if ``backend`` cannot run."""
     if backend == "cpu":
         return
-    try:
-        from numba import cuda
+    from .cuda import gpu_unavailable_reason
 
-        if not cuda.is_available():
-            raise BackendUnavailableError("--backend cuda: no CUDA GPU is visible on this machine")
+    why = gpu_unavailable_reason()
+    if why is not None:
+        raise BackendUnavailableError(f"--backend cuda: {why}")
+    try:
         from .cuda.backend import CudaTrainer  # noqa: F401  (fails here if the backend is broken)
-    except BackendUnavailableError:
-        raise
-    except Exception as error:  # an import or driver error of any kind: report it in one line
+    except Exception as error:  # an import error of any kind: report it in one line
         raise BackendUnavailableError(f"--backend cuda is not available: {error}") from None
 
 
@@ -391,21 +159,21 @@ def load_splits(config: TrainConfig, limit: int | None = None) -> tuple[Dataset,
 def train(
     config: TrainConfig,
     *,
-    resume: str | Path | None = None,
+    resume: RunState | str | Path | None = None,
     splits: tuple[Dataset, Dataset, Dataset] | None = None,
     progress: bool = True,
 ) -> RunResult:
-    """Train as ``config`` says (continuing ``resume``'s checkpoint if given); test at the end.
-
-    ``splits`` (train, val, test) skips loading the dataset (the lessons pass subsets).
+    """Train as ``config`` says (continuing ``resume``, a checkpoint or its path, if given);
+    test at the end. ``splits`` (train, val, test) skips loading the dataset (the lessons pass
+    subsets).
     """
     check_backend(config.backend)
-    ckpt = load_checkpoint(resume) if resume is not None else None
+    state = RunState.load(resume) if isinstance(resume, (str, Path)) else resume
     train_set, val_set, test_set = splits or load_splits(config)
     model = build_model(config, len(train_set.classes))
     optimizer = SGD(model, config.lr, config.momentum, config.weight_decay)
-    if ckpt is not None:
-        pre = Preprocessor.from_saved(ckpt.data, ckpt.meta["preprocess"])
+    if state is not None:
+        pre = Preprocessor.from_saved(state.preprocess_arrays, state.preprocess)
     else:
         pre = Preprocessor.fit(
             train_set,
@@ -432,8 +200,8 @@ def train(
         config=asdict(config),
         progress=progress,
     )
-    if ckpt is not None:
-        trainer.restore(ckpt)
+    if state is not None:
+        trainer.restore(state)
     if config.backend == "cuda":  # after restore: the GPU copies the parameters it starts from
         trainer.step, trainer.sync = cuda_step(model, optimizer)
     if progress:
@@ -441,7 +209,7 @@ def train(
         print(
             f"training {config.variant} on {config.dataset}: {len(train_set)} train / "
             f"{len(val_set)} val / {len(test_set)} test images, {model.num_params():,} "
-            f"parameters, {config.backend}{where}"
+            f"parameters, {config.backend} ({config.engine} layers){where}"
         )
     if not trainer.fit(config.epochs):
         return RunResult(False, trainer.history, None, out, trainer)
@@ -463,13 +231,16 @@ def run_train(given: dict[str, Any]) -> int:
     ``--resume`` takes everything else from the checkpoint's own config."""
     resume = given.pop("resume", None)
     try:
-        if resume is not None:
-            saved = load_checkpoint(resume).meta["config"]
-            config = TrainConfig.from_dict({**saved, "out": str(Path(resume).parent), **given})
+        state = None
+        if resume is not None:  # read once: its config here, the rest in train()
+            state = RunState.load(resume)
+            config = TrainConfig.from_dict(
+                {**state.config, "out": str(Path(resume).parent), **given}
+            )
         else:
             config = TrainConfig(**given)
             config.out = config.out or default_out(config)
-        result = train(config, resume=resume)
+        result = train(config, resume=state)
     except (BackendUnavailableError, ValueError, FileNotFoundError) as error:
         print(f"train: {error}", file=sys.stderr)
         return 2
@@ -482,6 +253,6 @@ def run_train(given: dict[str, Any]) -> int:
     views = "multi-view" if config.ten_view else "centre crop"
     print(
         f"test ({views}): top-1 accuracy {1 - test['top1_error']:.2%}, top-5 accuracy "
-        f"{1 - test['top5_error']:.2%}  ({result.out}/checkpoint.npz)"
+        f"{1 - test['top5_error']:.2%}  ({result.out / CHECKPOINT_FILE})"
     )
     return 0

@@ -1,8 +1,8 @@
 """Parameter and compute accounting, against an independent count from the architecture table.
 
-``independent_count`` below is written from ALEXNET_FACTS.md's architecture table (kernels,
+``independent_count`` below is written from docs/facts.md's "Architecture" table (kernels,
 size/stride/pad, groups, pooling 3/2 after conv1, conv2, conv5, FC widths) with the textbook
-formulas; it calls nothing in minialexnet. The published totals (ALEXNET_FACTS "Counts") check
+formulas; it calls nothing in minialexnet. The published totals (docs/facts.md, "Counts") check
 the calculator; the calculator then checks ``summarize`` layer by layer.
 """
 
@@ -48,7 +48,7 @@ ARCHITECTURES = {
 }
 FC_WIDTHS = (4096, 4096, 1000)
 
-# ALEXNET_FACTS.md, "Counts (computed)": total params, conv params, forward MACs, conv MAC share.
+# docs/facts.md, "Counts": total params, conv params, forward MACs, conv MAC share.
 PUBLISHED = {
     "ungrouped": (62_378_344, 3_747_200, 1_135_256_096, 0.9484),
     "paper": (60_965_224, 2_334_080, 724_406_816, 0.9191),

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from minialexnet import checkpoint as ckpt_module
-from minialexnet.checkpoint import Checkpoint, copy_into, load_checkpoint, save_checkpoint
+from minialexnet.checkpoint import (
+    Checkpoint,
+    RunState,
+    copy_into,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 
 def small_checkpoint(value: float = 1.0) -> Checkpoint:
@@ -83,3 +89,43 @@ def test_copy_into_checks_names_and_shapes():
         copy_into(target, {"v": np.ones((2, 3), dtype=np.float32)}, "parameters")
     with pytest.raises(ValueError, match=r"'w' is float32 \(3, 2\), the model's is float32"):
         copy_into(target, {"w": np.ones((3, 2), dtype=np.float32)}, "parameters")
+
+
+def small_run_state() -> RunState:
+    ckpt = small_checkpoint()
+    return RunState(
+        params=ckpt.params,
+        velocities=ckpt.velocities,
+        config={"variant": "mini", "seed": 0},
+        classes=["a", "b"],
+        preprocess={"size": 37, "crop": 32},
+        preprocess_arrays={"mean": ckpt.data["mean"]},
+        epoch=1,
+        position=2,
+        order=ckpt.data["order"],
+        lr=1e-3,
+        schedule={"best": 0.5, "bad_epochs": 1, "drops": 0},
+        rng={"state": 2**100 + 7},
+        dropout_rngs={"drop6": {"state": 3}},
+        totals={"loss": 1.5, "errors": 2, "seen": 16},
+        history=[{"epoch": 1, "lr": 1e-3}],
+    )
+
+
+def test_run_state_round_trip_keeps_every_field(tmp_path):
+    state = small_run_state()
+    loaded = RunState.load(state.save(tmp_path / "checkpoint.npz"))
+    np.testing.assert_equal(vars(loaded), vars(state))  # dicts, lists and arrays, recursively
+
+
+def test_run_state_between_epochs_has_no_order(tmp_path):
+    state = small_run_state()
+    state.order = None
+    loaded = RunState.load(state.save(tmp_path / "checkpoint.npz"))
+    assert loaded.order is None and set(loaded.preprocess_arrays) == {"mean"}
+
+
+def test_a_checkpoint_that_is_not_a_run_is_refused_by_name(tmp_path):
+    path = save_checkpoint(tmp_path / "other.npz", small_checkpoint())
+    with pytest.raises(ValueError, match=r"other\.npz: not a training run's checkpoint"):
+        RunState.load(path)

@@ -23,7 +23,7 @@ def test_help_lists_the_commands():
 
 
 def test_summary_prints_the_total():
-    # The paper variant's total from ALEXNET_FACTS.md's "Counts" table (the other variants'
+    # The paper variant's total from docs/facts.md's "Counts" table (the other variants'
     # totals are checked in-process by test_accounting.py, without a subprocess each).
     result = run_cli("summary", "--variant", "paper")
     assert result.returncode == 0, result.stderr

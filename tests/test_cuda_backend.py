@@ -2,7 +2,7 @@
 
 ``CudaTrainer.step`` on a tiny network holding every kind of layer (grouped conv, ReLU, LRN,
 overlapping max-pool, flatten, linear, dropout) must give the loss, the logits, and after
-``sync_to_host`` the parameters and velocities that ``minialexnet.train.cpu_train_step`` gives
+``sync_to_host`` the parameters and velocities that ``minialexnet.step.train_step`` gives
 on a float64 copy of the same network, given the same dropout mask (``reference_step``).
 Tolerance: rtol 1e-4, atol 1e-5 (float32 against float64 on sums of a few dozen terms).
 """
@@ -33,7 +33,7 @@ from minialexnet.layers import (
     ReLU,
     Tanh,
 )
-from minialexnet.model import Sequential
+from minialexnet.model import Sequential, build_alexnet
 from minialexnet.optim import SGD
 
 TOL = {"rtol": 1e-4, "atol": 1e-5}
@@ -86,7 +86,7 @@ def test_training_step_matches_the_cpu_step():
             buffer.copy_to_device(np.full(buffer.shape, np.nan, np.float32))
     loss, logits = trainer.step(x, y)
 
-    # minialexnet.train.cpu_train_step, with the NumPy dropout layer drawing the GPU's mask
+    # minialexnet.step.train_step, with the NumPy dropout layer drawing the GPU's mask
     ref_loss, ref_logits = reference_step(
         reference, ref_optimizer, x.astype(np.float64), y, trainer.dropout_masks()
     )
@@ -120,6 +120,16 @@ def test_trainer_refuses_what_it_cannot_run():
         trainer.step(x.astype(np.float64), np.array([0, 1]))
 
 
+def test_a_fast_engine_network_gets_the_same_gpu_twins():
+    # the fast engine's layers subclass the reference ones: the GPU path takes either network
+    pytest.importorskip("minialexnet.fast")
+    twins = {}
+    for engine in ("reference", "fast"):
+        model = build_alexnet("mini", engine=engine)
+        twins[engine] = [type(layer).__name__ for layer in CudaTrainer(model, SGD(model)).layers]
+    assert twins["fast"] == twins["reference"]
+
+
 @pytest.mark.skipif(SIMULATOR, reason="the simulator compiles no kernels: real GPU only")
 def test_kernels_ran_only_with_their_registered_signatures():
     """The PTX float64 scan compiles each kernel for its registered signature; this checks,
@@ -137,7 +147,9 @@ def test_kernels_ran_only_with_their_registered_signatures():
     assert not wrong, f"kernels compiled for unregistered argument types: {wrong}"
 
 
-def test_importing_the_package_does_not_import_numba():
+def test_importing_the_package_does_not_import_numba_cuda():
+    # The CPU engine (minialexnet.fast) compiles with Numba; only minialexnet.cuda may load
+    # Numba's CUDA target (slow to import, and it probes for a driver).
     modules = [
         m.name
         for m in pkgutil.walk_packages(minialexnet.__path__, "minialexnet.")
@@ -146,7 +158,8 @@ def test_importing_the_package_does_not_import_numba():
     code = (
         "import sys\n"
         + "".join(f"import {m}\n" for m in modules)
-        + ("print(sorted(m for m in sys.modules if m.split('.')[0] in ('numba', 'numba_cuda')))")
+        + "print(sorted(m for m in sys.modules if m.startswith('numba.cuda') or "
+        + "m.split('.')[0] == 'numba_cuda'))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True

@@ -2,9 +2,9 @@
 
 The layer instances are the tour's (``minialexnet.tour.layer_cases``: one small instance of
 every layer, including the naive conv, with non-square input shapes), rebuilt fresh for each
-test. Each test states one clause of the contract: dtype kept, a parameterised layer refuses
-another dtype, gradients overwrite, inputs are left alone, and bad input raises an error that
-names the layer, the argument, what was expected and what was given.
+test by ``cases.make_case``. Each test states one clause of the contract: dtype kept, a
+parameterised layer refuses another dtype, gradients overwrite, inputs are left alone, and bad
+input raises an error that names the layer, the argument, what was expected and what was given.
 """
 
 from __future__ import annotations
@@ -13,20 +13,11 @@ import re
 
 import numpy as np
 import pytest
+from cases import CASE_IDS, make_case
 
 from minialexnet.layers import Layer
-from minialexnet.tour import layer_cases
 
-CASE_IDS = [title for title, _, _ in layer_cases()]
 DTYPES = [np.float32, np.float64]
-
-
-def make_case(title: str, dtype: type = np.float64) -> tuple[Layer, np.ndarray]:
-    """A fresh layer of the case ``title`` in ``dtype`` and a random input for it."""
-    ((layer, shape),) = [(lay, shp) for t, lay, shp in layer_cases() if t == title]
-    layer.astype(dtype)
-    x = np.random.default_rng(CASE_IDS.index(title)).standard_normal(shape).astype(dtype)
-    return layer, x
 
 
 def named(layer: Layer, *parts: str) -> str:

@@ -1,7 +1,7 @@
 """LocalResponseNorm under both alpha conventions: a loop reference written from the paper's
 formula, hand-computed cases, gradient checks, and PyTorch's layer for the Caffe convention.
 
-The formula (ALEXNET_FACTS.md, [P] §3.3), for channel i of N channels at one pixel:
+The formula (docs/facts.md, "LRN"; [P] §3.3), for channel i of N channels at one pixel:
     b[i] = a[i] / (k + A * sum_{j = max(0, i - n//2)}^{min(N - 1, i + n//2)} a[j]**2) ** beta
 with A = alpha under the paper's convention and A = alpha / n under Caffe's / PyTorch's.
 """

@@ -17,8 +17,8 @@ from minialexnet.layers import (
     ReLU,
 )
 
-# variant: (input side, classes) as the variants are documented (ALEXNET_FACTS: 227 for the
-# Caffe-style nets, 224 for torchvision's; the mini family for 32x32 and 64x64 images).
+# variant: (input side, classes) as the variants are documented (docs/facts.md, "224 vs 227":
+# 227 for the Caffe-style nets, 224 for torchvision's; the mini family for 32x32 and 64x64).
 EXPECTED_IO = {
     "ungrouped": (227, 1000),
     "paper": (227, 1000),

@@ -1,4 +1,5 @@
-"""The training step, evaluation, the loop, and resuming bit for bit (minialexnet.train)."""
+"""The training step, evaluation, the loop, and resuming bit for bit (minialexnet.step,
+``trainer`` and ``train``)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ import numpy as np
 import pytest
 
 from minialexnet import build_alexnet
-from minialexnet.checkpoint import load_checkpoint
+from minialexnet.checkpoint import RunState, load_checkpoint
 from minialexnet.data import Dataset, Preprocessor
-from minialexnet.inference import evaluate, topk_misses
+from minialexnet.inference import evaluate, load_trained, predict_proba, topk_misses
 from minialexnet.layers import softmax_cross_entropy
+from minialexnet.model import ENGINES, default_engine
 from minialexnet.optim import SGD, sgd_update
-from minialexnet.train import TrainConfig, Trainer, build_model, cpu_train_step, train
+from minialexnet.step import train_step
+from minialexnet.train import TrainConfig, Trainer, build_model, train
 
 
 def random_split(n: int, seed: int, size: int = 37, classes: int = 3) -> Dataset:
@@ -27,13 +30,13 @@ SPLITS = (random_split(20, 0), random_split(6, 1), random_split(6, 2))
 TINY = {"batch_size": 8, "flip": True, "pca": True, "pca_sigma": 1.0, "lr": 0.01}
 
 
-def test_cpu_train_step_is_forward_backward_and_the_paper_update():
+def test_train_step_is_forward_backward_and_the_paper_update():
     x = np.random.default_rng(0).standard_normal((4, 3, 32, 32)).astype(np.float32)
     y = np.array([0, 1, 2, 1])
     model = build_alexnet("mini", num_classes=3, dropout=0)
     reference = build_alexnet("mini", num_classes=3, dropout=0)
     optimizer = SGD(model, lr=0.01)
-    loss, logits = cpu_train_step(model, optimizer, x, y)
+    loss, logits = train_step(model, optimizer, x, y)
 
     ref_logits = reference.forward(x)
     ref_loss, dlogits = softmax_cross_entropy(ref_logits, y)
@@ -50,7 +53,7 @@ def test_repeated_steps_on_one_batch_drive_its_loss_down():
     y = np.arange(8) % 4
     model = build_alexnet("mini", num_classes=4, dropout=0)
     optimizer = SGD(model, lr=0.01)
-    losses = [cpu_train_step(model, optimizer, x, y)[0] for _ in range(15)]
+    losses = [train_step(model, optimizer, x, y)[0] for _ in range(15)]
     assert losses[-1] < 0.5 * losses[0]
 
 
@@ -149,9 +152,9 @@ def test_a_stop_in_mid_epoch_saves_and_resumes_exactly(tmp_path):
 
     stopped.step = step_then_ask_to_stop
     assert stopped.fit(2) is False
-    saved = load_checkpoint(tmp_path / "checkpoint.npz")
-    assert (saved.meta["epoch"], saved.meta["position"]) == (1, 1)
-    assert "order" in saved.data
+    saved = RunState.load(tmp_path / "checkpoint.npz")
+    assert (saved.epoch, saved.position) == (1, 1)
+    assert saved.order is not None
 
     resumed = make_trainer(out=tmp_path)
     resumed.restore(saved)
@@ -191,3 +194,28 @@ def test_config_defaults_follow_the_dataset():
     assert TrainConfig(dataset="cifar10", flip=False).flip is False
     with pytest.raises(ValueError, match=r"backend must be 'cpu' or 'cuda', got 'tpu'"):
         TrainConfig(backend="tpu")
+
+
+def test_config_engine_defaults_and_checks():
+    assert TrainConfig().engine == TrainConfig(backend="cuda").engine == default_engine()
+    with pytest.raises(ValueError, match=r"engine must be one of \('reference', 'fast'\)"):
+        TrainConfig(engine="turbo")
+
+
+def test_a_checkpoint_gives_the_same_predictions_on_either_engine(tmp_path):
+    # The engine is how the layers compute, not what they hold: a net trained on one engine
+    # evaluates on the other (a student copy, without the fast engine, runs a fast-trained run).
+    pytest.importorskip("minialexnet.fast")
+    train(
+        TrainConfig(epochs=1, out=str(tmp_path), engine="fast", **TINY),
+        splits=SPLITS,
+        progress=False,
+    )
+    images = SPLITS[2].images
+    prob = {}
+    for engine in ("reference", "fast"):
+        trained = load_trained(tmp_path / "checkpoint.npz", engine=engine)
+        assert type(trained.model.layers["conv1"]).__module__.startswith(ENGINES[engine])
+        prob[engine] = predict_proba(trained.model, trained.pre, images, ten_view=True)
+    assert prob["fast"].dtype == np.float32
+    np.testing.assert_allclose(prob["fast"], prob["reference"], rtol=1e-4, atol=1e-6)

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -67,11 +68,40 @@ def test_resume_continues_the_run_in_its_folder(trained, capsys):
     assert load_checkpoint(checkpoint).meta["epoch"] == 2
 
 
+def test_resume_reads_its_checkpoint_once(cifar, tmp_path, monkeypatch):
+    # run_train needs the saved config before train() restores the rest: one read serves both
+    out = tmp_path / "run"
+    assert main(["train", *TINY_RUN, "--data", str(cifar), "--epochs", "1", "--out", str(out)]) == 0
+    checkpoint, reads, real_load = out / "checkpoint.npz", [], np.load
+
+    def counting_load(file, *args, **kwargs):
+        if isinstance(file, (str, os.PathLike)) and Path(file) == checkpoint:
+            reads.append(file)
+        return real_load(file, *args, **kwargs)
+
+    monkeypatch.setattr(np, "load", counting_load)
+    assert main(["train", "--resume", str(checkpoint), "--epochs", "2"]) == 0
+    assert len(reads) == 1
+    assert load_checkpoint(checkpoint).meta["epoch"] == 2
+
+
 def test_evaluate_prints_top1_and_top5(trained, capsys):
     assert main(["evaluate", str(trained / "checkpoint.npz")]) == 0
     assert capsys.readouterr().out.startswith("test (centre crop): top-1 accuracy ")
     assert main(["evaluate", str(trained / "checkpoint.npz"), "--ten-view", "--split", "val"]) == 0
     assert capsys.readouterr().out.startswith("val (multi-view): top-1 accuracy ")
+
+
+def test_evaluate_and_predict_take_an_engine(trained, tmp_path, capsys):
+    # the reference engine is there in every copy; a checkpoint runs on it whatever trained it
+    checkpoint = str(trained / "checkpoint.npz")
+    assert main(["evaluate", checkpoint, "--engine", "reference"]) == 0
+    assert capsys.readouterr().out.startswith("test (centre crop): top-1 accuracy ")
+    Image.new("RGB", (40, 40), (20, 200, 20)).save(tmp_path / "green.png")
+    assert main(["predict", checkpoint, str(tmp_path / "green.png"), "--engine", "reference"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 6
+    with pytest.raises(SystemExit):
+        main(["evaluate", checkpoint, "--engine", "turbo"])
 
 
 def test_predict_lists_five_classes_with_probabilities(trained, tmp_path, capsys):

@@ -139,7 +139,10 @@ class CudaTrainer:
             MaxPool2d: MaxPool2dCuda,
             Flatten: FlattenCuda,
         }
-        return simple[type(layer)](layer, in_shape)
+        # isinstance, not type(layer): the fast engine's layers subclass the reference ones
+        # (same constructor, same parameters), so a network of either engine has GPU twins
+        twin = next(twin for kind, twin in simple.items() if isinstance(layer, kind))
+        return twin(layer, in_shape)
 
     def resize(self, batch: int) -> None:
         """Allocate every buffer of a step for ``batch`` images (``step`` does it when needed;
@@ -189,7 +192,7 @@ class CudaTrainer:
         """One SGD step on the batch (x float32 (N, C, H, W), y labels (N,)).
 
         Returns (mean loss, logits (N, classes) as computed before the update), like
-        ``minialexnet.train.cpu_train_step``. The same as ``load(x, y)`` then ``step_loaded()``.
+        ``minialexnet.step.train_step``. The same as ``load(x, y)`` then ``step_loaded()``.
         """
         self.load(x, y)
         return self.step_loaded()

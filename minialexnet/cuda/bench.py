@@ -4,7 +4,7 @@ Correct first. Nothing is timed that just gave a wrong answer:
 1. every GEMM version, in all four transpose patterns, on a shape that is no multiple of any
    tile, against a float64 NumPy product (``GEMM_ATOL_PER_K``); a failing version is listed
    and left out of the timings;
-2. one training step of the model at a small batch against ``minialexnet.train``'s CPU step
+2. one training step of the model at a small batch against the CPU step (``minialexnet.step``)
    in float64, given the GPU's dropout masks (``reference_step``): loss, logits, every
    parameter and velocity after the update (``STEP_RTOL`` of each tensor's largest
    magnitude). If it fails, the step is not timed.
@@ -38,12 +38,12 @@ import numpy as np
 from numba import config, cuda
 
 from ..accounting import summarize
-from ..bench import median_ms
 from ..layers import Conv2d, Linear
 from ..model import Sequential, build_alexnet
 from ..optim import SGD
+from ..step import train_step
+from ..timing import median_ms
 from ..torch_twin import torch_twin
-from ..train import cpu_train_step
 from . import gpu_unavailable_reason
 from .backend import CudaTrainer
 from .gemm import VERSIONS, gemm, gemm_flops, reference
@@ -82,12 +82,12 @@ class FixedDraws:
 def reference_step(
     model: Sequential, optimizer: SGD, x: np.ndarray, y: np.ndarray, masks: dict[str, np.ndarray]
 ) -> tuple[float, np.ndarray]:
-    """``cpu_train_step`` with each named Dropout layer drawing the given mask (the GPU's)."""
+    """``step.train_step`` with each named Dropout layer drawing the given mask (the GPU's)."""
     saved = {name: model.layers[name].rng for name in masks}
     try:
         for name, mask in masks.items():
             model.layers[name].rng = FixedDraws(mask.astype(bool))
-        return cpu_train_step(model, optimizer, x, y)
+        return train_step(model, optimizer, x, y)
     finally:
         for name, rng in saved.items():
             model.layers[name].rng = rng

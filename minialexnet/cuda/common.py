@@ -1,4 +1,5 @@
-"""What every kernel wrapper shares: host-side precondition checks and launch arithmetic.
+"""What every kernel wrapper shares: host-side precondition checks and launch arithmetic, and
+the base classes of the GPU layers (``CudaLayer``; ``WeightedCuda`` for Linear and Conv2d).
 
 Kernels cannot raise a readable error, and an out-of-range index on a GPU reads garbage or
 kills the context. So every public wrapper in ``minialexnet.cuda`` checks its arguments *here,
@@ -173,3 +174,42 @@ class CudaLayer:
 
     def backward(self, dout: Any) -> Any:
         raise NotImplementedError
+
+
+def device_params(
+    layer: Any, params: dict[str, Any] | None, grads: dict[str, Any] | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A layer's parameters and gradients on the device: the arrays given (the trainer passes
+    views into its flat buffers), or else copies of the host parameters and fresh arrays."""
+    from numba import cuda  # here, as in CudaLayer.resize: importing this module needs no Numba
+
+    if params is None:
+        params = {name: cuda.to_device(np.ascontiguousarray(p)) for name, p in layer.params.items()}
+    if grads is None:
+        grads = {name: cuda.device_array_like(p) for name, p in params.items()}
+    for name, host in layer.params.items():
+        check_device(layer.name, f"params[{name!r}]", params[name], host.shape)
+        check_device(layer.name, f"grads[{name!r}]", grads[name], host.shape)
+    return params, grads
+
+
+class WeightedCuda(CudaLayer):
+    """A layer with W and b whose products run on ``gemm``: the base of Linear and Conv2d.
+
+    ``params``/``grads``: device arrays to use (the trainer's flat buffers), else copies;
+    ``gemm_version``: ``gemm.VERSIONS`` (None: the fastest, ``gemm.BEST``).
+    """
+
+    def __init__(
+        self,
+        layer: Any,
+        in_shape: tuple[int, ...],
+        params: dict[str, Any] | None = None,
+        grads: dict[str, Any] | None = None,
+        gemm_version: int | None = None,
+    ) -> None:
+        from .gemm import BEST  # here, not at the top: gemm imports this module
+
+        super().__init__(layer.name, in_shape, layer.output_shape(in_shape))
+        self.params, self.grads = device_params(layer, params, grads)
+        self.gemm_version = BEST if gemm_version is None else gemm_version

@@ -27,9 +27,9 @@ from numba import cuda, float32, uint32
 
 from ..layers import Conv2d
 from ..layers.conv import sliding_positions
-from .common import check_device, launch, register
+from .common import WeightedCuda, check_device, launch, register
 from .gemm import gemm
-from .linear import WeightedCuda, add_row_bias, row_sums
+from .linear import add_row_bias, row_sums
 
 _INT = "int64, " * 10 + "int64"
 

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from numba import cuda, float32
 
 from ..layers import Flatten, Linear
-from .common import CudaLayer, check_device, launch, register
-from .gemm import BEST, gemm
+from .common import CudaLayer, WeightedCuda, check_device, launch, register
+from .gemm import gemm
 from .layout import flatten_maps, unflatten_maps
 
 ROW_THREADS = 256  # the most threads one row's reduction uses (a power of two)
@@ -76,40 +75,6 @@ def row_sums(y: Any, out: Any) -> Any:
         threads *= 2
     row_sums_kernel[y.shape[0], threads](y.ravel(), out, row_length)
     return out
-
-
-def device_params(
-    layer: Any, params: dict[str, Any] | None, grads: dict[str, Any] | None
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A layer's parameters and gradients on the device: the arrays given (the trainer passes
-    views into its flat buffers), or else copies of the host parameters and fresh arrays."""
-    if params is None:
-        params = {name: cuda.to_device(np.ascontiguousarray(p)) for name, p in layer.params.items()}
-    if grads is None:
-        grads = {name: cuda.device_array_like(p) for name, p in params.items()}
-    for name, host in layer.params.items():
-        check_device(layer.name, f"params[{name!r}]", params[name], host.shape)
-        check_device(layer.name, f"grads[{name!r}]", grads[name], host.shape)
-    return params, grads
-
-
-class WeightedCuda(CudaLayer):
-    """A layer with W and b whose products run on ``gemm``: the base of Linear and Conv2d.
-
-    ``params``/``grads``: device arrays to use (the trainer's flat buffers), else copies.
-    """
-
-    def __init__(
-        self,
-        layer: Any,
-        in_shape: tuple[int, ...],
-        params: dict[str, Any] | None = None,
-        grads: dict[str, Any] | None = None,
-        gemm_version: int = BEST,
-    ) -> None:
-        super().__init__(layer.name, in_shape, layer.output_shape(in_shape))
-        self.params, self.grads = device_params(layer, params, grads)
-        self.gemm_version = gemm_version
 
 
 class LinearCuda(WeightedCuda):
