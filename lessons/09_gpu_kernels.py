@@ -39,7 +39,7 @@ from minialexnet.cuda.bench import device_ms, gemm_shapes, random_inputs
 from minialexnet.cuda.gemm import VERSIONS, gemm, gemm_flops, reference
 from minialexnet.optim import SGD
 from minialexnet.plots import quick_mode, save_figure
-from minialexnet.step import train_step as cpu_train_step
+from minialexnet.step import train_step
 
 QUICK = quick_mode()
 print("running on", "the CUDA simulator (no GPU found)" if SIMULATOR else "a real GPU")
@@ -138,18 +138,18 @@ if SIMULATOR:
 
 # %% [markdown]
 # The ceilings of section 2 beside measurements: black diamonds are kernels built like v2,
-# v3 and v4, timed at 4096^3 on one H200 by this project (its notes); red stars, on a GPU,
-# are this run's.
+# v3 and v4, timed at 4096^3 on one H200 by this project (docs/facts.md, "GPU notes"); red
+# stars, on a GPU, are this run's.
 
 # %%
-MEASURED_H200 = {2: 7.1, 3: 12.9, 4: 26.0}  # project notes: kernels built like v2, v3, v4
+MEASURED_H200 = {2: 7.1, 3: 12.9, 4: 26.0}  # docs/facts.md: kernels built like v2, v3, v4
 fig, ax = plt.subplots(figsize=(7.5, 4.2))
 x = np.arange(4)
 ax.bar(x - 0.2, [ceilings[v][0] for v in (1, 2, 3, 4)], 0.4, label="global-memory (HBM) bound")
 ax.bar(x + 0.2, [ceilings[v][1] for v in (1, 2, 3, 4)], 0.4, label="shared-load issue bound")
 ax.axhline(PEAK, color="k", linestyle="--", linewidth=1, label=f"fp32 FMA peak ({PEAK:.0f})")
 ax.plot(
-    [v - 1 for v in MEASURED_H200], list(MEASURED_H200.values()), "kD", label="H200, project notes"
+    [v - 1 for v in MEASURED_H200], list(MEASURED_H200.values()), "kD", label="H200, docs/facts.md"
 )
 if measured:
     ax.plot(
@@ -200,7 +200,7 @@ else:
 # (NumPy) and, where there is a GPU, with `CudaTrainer`, which keeps every activation,
 # gradient and parameter on the device: the batch goes in, the loss comes out.
 # `python -m minialexnet bench --backend cuda` times the full-size net at batch 128 beside
-# PyTorch's; this project's notes put PyTorch's float32 step (cuDNN, TF32 off) at 20.6 ms
+# PyTorch's; docs/facts.md ("GPU notes") puts PyTorch's float32 step (cuDNN, TF32 off) at 20.6 ms
 # on an H200.
 
 # %%
@@ -209,11 +209,11 @@ model = build_alexnet("mini")
 x, y = random_inputs(model, batch)
 flop = 3 * 2 * summarize(model).total_macs * batch
 optimizer = SGD(model)
-cpu_train_step(model, optimizer, x, y)  # warm-up
+train_step(model, optimizer, x, y)  # warm-up
 start = time.perf_counter()
 repeats = 2 if QUICK else 5
 for _ in range(repeats):
-    cpu_train_step(model, optimizer, x, y)
+    train_step(model, optimizer, x, y)
 step_ms = {"CPU (NumPy)": (time.perf_counter() - start) / repeats * 1e3}
 if not SIMULATOR:
     trainer = CudaTrainer(model, optimizer)
