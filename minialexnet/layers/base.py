@@ -8,7 +8,9 @@ The contract
   returns dL/d(input), and writes dL/d(param) into ``self.grads[name]``.
 * **Gradients overwrite, they do not accumulate.** Each ``backward`` replaces ``self.grads``
   with the gradient of the last forward's batch. One forward, one backward, one optimizer step:
-  that is all AlexNet needs, and it means ``zero_grad`` can never be forgotten.
+  that is all AlexNet needs, and it means ``zero_grad`` can never be forgotten. (The fast
+  engine overwrites the same gradient arrays in place: copy them to keep them past the next
+  backward of that layer.)
   (``tests/test_layer_contract.py`` checks it.)
 * ``params`` and ``grads`` are dicts with the same keys (``"W"``, ``"b"``) and shapes.
 * A layer keeps the dtype it is given: float32 in, float32 out; float64 in, float64 out.
