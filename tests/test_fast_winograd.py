@@ -65,6 +65,7 @@ def test_winograd_conv_equals_the_reference(case, dtype):
     x = rand(shape, seed + 1)
     with pytest.MonkeyPatch.context() as patch:  # one image takes Winograd too, here
         patch.setattr(fast_conv, "WINOGRAD_MIN_BATCH", 1)
+        patch.setattr(fast_conv, "WINOGRAD_MIN_CHANNELS", 1)
         assert conv.winograd_tile(shape[0]) == fast_conv.WINOGRAD_TILES[args[2]]
         got, want = run(conv, x.astype(dtype), seed + 2), run(ref, x, seed + 2)
     tol = FLOAT64_TOL if dtype == np.float64 else WINOGRAD_FLOAT32_TOL
@@ -79,6 +80,7 @@ def test_every_tile_size_and_chunking_equals_the_reference(m, r, chunk_bytes, mo
     # chunk_bytes=1: one image per chunk, so dW sums over chunks and scratch is reused.
     monkeypatch.setitem(fast_conv.WINOGRAD_TILES, r, m)
     monkeypatch.setattr(winograd, "CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(fast_conv, "WINOGRAD_MIN_CHANNELS", 1)
     conv, ref = layers((4, 3, r, r // 2), 5, np.float64)
     assert conv.winograd_tile() == m
     x = rand((3, 4, 11, 8), 6)
@@ -88,13 +90,15 @@ def test_every_tile_size_and_chunking_equals_the_reference(m, r, chunk_bytes, mo
 
 
 def test_winograd_and_im2col_paths_are_chosen_as_stated():
-    assert fast.Conv2d(3, 4, 3, 1, 1).winograd_tile() is not None
-    assert fast.Conv2d(3, 4, 3, 1, 1).winograd_tile(fast_conv.WINOGRAD_MIN_BATCH - 1) is None
-    assert fast.Conv2d(3, 4, 3, 2, 1).winograd_tile() is None  # stride 2
-    assert fast.Conv2d(4, 4, 3, 1, 1, groups=2).winograd_tile() is None
-    assert fast.Conv2d(3, 4, (3, 5), 1, 1).winograd_tile() is None  # not square
+    C = fast_conv.WINOGRAD_MIN_CHANNELS
+    assert fast.Conv2d(C, 4, 3, 1, 1).winograd_tile() is not None
+    assert fast.Conv2d(C, 4, 3, 1, 1).winograd_tile(fast_conv.WINOGRAD_MIN_BATCH - 1) is None
+    assert fast.Conv2d(C - 1, 4, 3, 1, 1).winograd_tile() is None  # too few channels
+    assert fast.Conv2d(C, 4, 3, 2, 1).winograd_tile() is None  # stride 2
+    assert fast.Conv2d(2 * C, 4, 3, 1, 1, groups=2).winograd_tile() is None
+    assert fast.Conv2d(C, 4, (3, 5), 1, 1).winograd_tile() is None  # not square
     assert fast.Conv2d(3, 4, 11, 4).winograd_tile() is None  # conv1
-    conv = fast.Conv2d(3, 4, 3, 1, 1)
+    conv = fast.Conv2d(C, 4, 3, 1, 1)
     conv.use_winograd = False
     assert conv.winograd_tile() is None
 

@@ -36,6 +36,9 @@ CHUNK_BYTES = 8 * 2**20
 WINOGRAD_TILES = {3: 2, 5: 3}
 # Below this batch im2col is as fast and needs less scratch (Winograd's U and dU matrices).
 WINOGRAD_MIN_BATCH = 2
+# Below this many input channels per group the transforms cost more than the smaller matrix
+# products save (the mini net's conv1, 3 channels: docs/performance.md).
+WINOGRAD_MIN_CHANNELS = 16
 
 
 @njit(parallel=True, cache=True)
@@ -131,7 +134,7 @@ class Conv2d(ScratchUser, ReferenceConv2d):
         (KH, KW), (PH, PW) = self.kernel_size, self.padding
         if not self.use_winograd or self.stride != (1, 1) or self.groups != 1:
             return None
-        if batch < WINOGRAD_MIN_BATCH:
+        if batch < WINOGRAD_MIN_BATCH or self.in_channels // self.groups < WINOGRAD_MIN_CHANNELS:
             return None
         return WINOGRAD_TILES.get(KH) if KH == KW and PH == PW else None
 
