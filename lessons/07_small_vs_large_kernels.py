@@ -22,13 +22,16 @@ import numpy as np
 from minialexnet import Sequential, summarize
 from minialexnet.data import Preprocessor
 from minialexnet.inference import evaluate
-from minialexnet.layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
+from minialexnet.model import engine_layers
 from minialexnet.optim import SGD
 from minialexnet.plots import image_grid, plot_runs, quick_mode, save_figure
 from minialexnet.train import TrainConfig, Trainer, load_splits
 
 QUICK = quick_mode()
 C = 48  # channels in and out of the block being compared
+# The layer classes of the default engine: the fast one (in a student copy, the student's own
+# reference layers). Both engines build the same networks.
+engine = engine_layers()
 
 # %% [markdown]
 # ## 1. Parameters and MACs, counted from the layers
@@ -41,12 +44,12 @@ C = 48  # channels in and out of the block being compared
 def block(kind: str, rng: np.random.Generator) -> list[tuple[str, object]]:
     """The block under study: one 5×5 conv, or two 3×3 convs with a ReLU between, C -> C."""
     if kind == "5x5":
-        return [("conv5x5", Conv2d(C, C, 5, 1, 2, rng=rng)), ("relu_a", ReLU())]
+        return [("conv5x5", engine.Conv2d(C, C, 5, 1, 2, rng=rng)), ("relu_a", engine.ReLU())]
     return [
-        ("conv3x3_a", Conv2d(C, C, 3, 1, 1, rng=rng)),
-        ("relu_a", ReLU()),
-        ("conv3x3_b", Conv2d(C, C, 3, 1, 1, rng=rng)),
-        ("relu_b", ReLU()),
+        ("conv3x3_a", engine.Conv2d(C, C, 3, 1, 1, rng=rng)),
+        ("relu_a", engine.ReLU()),
+        ("conv3x3_b", engine.Conv2d(C, C, 3, 1, 1, rng=rng)),
+        ("relu_b", engine.ReLU()),
     ]
 
 
@@ -119,15 +122,15 @@ save_figure(
 def small_net(kind: str) -> Sequential:
     rng = np.random.default_rng(0)
     layers = [
-        ("conv1", Conv2d(3, C, 3, 1, 1, rng=rng)),
-        ("relu1", ReLU()),
-        ("pool1", MaxPool2d(3, 2)),
+        ("conv1", engine.Conv2d(3, C, 3, 1, 1, rng=rng)),
+        ("relu1", engine.ReLU()),
+        ("pool1", engine.MaxPool2d(3, 2)),
         *block(kind, rng),
-        ("pool2", MaxPool2d(3, 2)),
-        ("flatten", Flatten()),
+        ("pool2", engine.MaxPool2d(3, 2)),
+        ("flatten", engine.Flatten()),
     ]
     width = Sequential(layers, (3, 32, 32)).shapes["flatten"][0]
-    return Sequential([*layers, ("fc", Linear(width, 10, rng=rng))], (3, 32, 32), name=kind)
+    return Sequential([*layers, ("fc", engine.Linear(width, 10, rng=rng))], (3, 32, 32), name=kind)
 
 
 config = TrainConfig()

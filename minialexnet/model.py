@@ -174,7 +174,7 @@ def default_engine() -> str:
     return "fast" if spec is not None and spec.origin is not None else "reference"
 
 
-def engine_layers(engine: str | None) -> ModuleType:
+def engine_layers(engine: str | None = None) -> ModuleType:
     """The package holding ``engine``'s layer classes (None: ``default_engine()``)."""
     engine = default_engine() if engine is None else engine
     if engine not in ENGINES:
