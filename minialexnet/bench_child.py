@@ -40,7 +40,7 @@ from .timing import (
     rss_mb,
     timed_calls,
 )
-from .torch_twin import check_agreement, torch_twin
+from .torch_twin import check_agreement, relative_difference, torch_twin
 
 PYTORCH = "pytorch"
 FRAMEWORKS = (*ENGINES, PYTORCH)  # the order of the table: reference, fast, pytorch
@@ -188,7 +188,7 @@ def worst_difference(pairs: list[tuple[str, np.ndarray, np.ndarray]]) -> tuple[f
     for name, a, b in pairs:
         if a.shape != b.shape:
             return float("inf"), f"{name} (shape {a.shape} against {b.shape})"
-        rel = float(np.abs(a - b).max()) / max(float(np.abs(a).max()), 1e-30)
+        rel = relative_difference(b, a)
         if rel > worst:
             worst, where = rel, name
     return worst, where

@@ -34,10 +34,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from .cuda.bench import BenchConfig, run
 
         return run(BenchConfig(repeats=args.repeats, compare_torch=not args.no_torch))
-    from .bench import check_arguments, run_bench
+    from .bench import VARIANT, check_arguments, run_bench
 
     try:
-        check_arguments(args.batch_sizes, args.repeats, args.processes, args.engine, "ungrouped")
+        check_arguments(args.batch_sizes, args.repeats, args.processes, args.engine, VARIANT)
     except ValueError as error:
         print(error, file=sys.stderr)
         return 2

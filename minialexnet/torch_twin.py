@@ -91,6 +91,11 @@ def torch_twin(model: Sequential) -> Any:
     return nn.Sequential(*modules).float()
 
 
+def relative_difference(value: np.ndarray, reference: np.ndarray) -> float:
+    """``max|value - reference|`` as a fraction of ``reference``'s largest magnitude."""
+    return float(np.abs(value - reference).max()) / max(float(np.abs(reference).max()), 1e-30)
+
+
 def check_agreement(model: Sequential, net: Any, batch: int = 2) -> float:
     """Run one eval-mode batch through both with the same labels; compare logits and every
     parameter gradient. Return the worst relative difference; raise ValueError naming the
@@ -116,8 +121,7 @@ def check_agreement(model: Sequential, net: Any, batch: int = 2) -> float:
             pairs.append((f"{name}.b gradient", layer.grads["b"], m.bias.grad.numpy()))
     worst = 0.0
     for name, a, b in pairs:
-        scale = max(float(np.abs(b).max()), 1e-30)
-        rel = float(np.abs(a - b).max()) / scale
+        rel = relative_difference(a, b)
         worst = max(worst, rel)
         if rel > AGREEMENT_RTOL:
             raise ValueError(
