@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from strategies import random_array as rand
@@ -73,3 +76,29 @@ def test_ungrouped_alexnet_agrees_at_batch_one_in_float32():
     assert worst({"logits": got[0]}, {"logits": ref[0]})[0] < 1e-4
     error, where = worst(got[1], ref[1])
     assert error < 1e-4, f"{where} off by {error:.3g}"
+
+
+# Run in a fresh interpreter: in this one, earlier tests may have compiled the kernels already.
+KERNEL_DTYPES = """
+import numba
+import minialexnet.fast as engine
+modules = (engine.conv, engine.winograd, engine.pool, engine.lrn, engine.activations, engine.linear)
+for module in modules:
+    for name, kernel in vars(module).items():
+        if isinstance(kernel, numba.core.registry.CPUDispatcher) and not name.startswith("_"):
+            dtypes = {str(a.dtype) for sig in kernel.signatures for a in sig if hasattr(a, "dtype")}
+            print(module.__name__ + "." + name, " ".join(sorted(dtypes & {"float32", "float64"})))
+"""
+
+
+def test_importing_the_engine_compiles_every_kernel_in_both_dtypes():
+    # load_kernels runs at import so that compiling (or loading the cache) happens there, not
+    # inside a network's first step. (Kernels named _... are helpers inlined into others.)
+    done = subprocess.run(
+        [sys.executable, "-c", KERNEL_DTYPES], capture_output=True, text=True, check=True
+    )
+    compiled = dict(line.split(" ", 1) for line in done.stdout.strip().splitlines())
+    assert "minialexnet.fast.winograd.input_transform" in compiled
+    assert "minialexnet.fast.conv.im2col" in compiled
+    missing = {name: dtypes for name, dtypes in compiled.items() if dtypes != "float32 float64"}
+    assert missing == {}

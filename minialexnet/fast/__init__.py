@@ -67,7 +67,7 @@ import numpy as np
 
 from ..layers import Layer, softmax, softmax_cross_entropy
 from .activations import ReLU, Sigmoid, Tanh
-from .conv import Conv2d
+from .conv import WINOGRAD_MIN_CHANNELS, Conv2d
 from .dropout import Dropout
 from .linear import Flatten, Linear
 from .lrn import LocalResponseNorm
@@ -82,12 +82,13 @@ def load_kernels() -> None:
         x_cl = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
         for layer in (Conv2d(2, 2, 3, 2, dtype=dtype), Conv2d(2, 2, 3, 1, 1, dtype=dtype)):
             layer.backward(np.ones_like(layer.forward(x_cl)))  # im2col of a channels-last x
+        wide = np.ones((2, WINOGRAD_MIN_CHANNELS, 6, 7), dtype=dtype)  # wide enough for Winograd
         for conv in (
-            Conv2d(2, 2, 3, 2, dtype=dtype),
-            Conv2d(2, 2, 3, 1, 1, dtype=dtype),
-            Conv2d(2, 2, 5, 1, 2, dtype=dtype),
+            Conv2d(WINOGRAD_MIN_CHANNELS, 2, 3, 2, dtype=dtype),
+            Conv2d(WINOGRAD_MIN_CHANNELS, 2, 3, 1, 1, dtype=dtype),
+            Conv2d(WINOGRAD_MIN_CHANNELS, 2, 5, 1, 2, dtype=dtype),
         ):
-            conv.backward(np.ones_like(conv.forward(x)))
+            conv.backward(np.ones_like(conv.forward(wide)))
         for layer in (ReLU(), LocalResponseNorm(), MaxPool2d(2, 2)):
             layer.backward(np.ones_like(layer.forward(x)))
             layer.grad_enabled = False
