@@ -189,15 +189,36 @@ def load_average() -> list[float]:
     return list(os.getloadavg()) if hasattr(os, "getloadavg") else [float("nan")] * 3
 
 
+# Upper bounds, so that a typo cannot start a run of days or one that cannot fit in memory:
+# the default run (batch 1/8/32, 5 repeats, 3 processes) already takes ~16 minutes on 2 cores;
+# a batch-256 training step of the reference engine needs ~3 GB and a minute per call.
+MAX_BATCH = 256
+MAX_REPEATS = 100
+MAX_PROCESSES = 20
+
+
+def is_int(value: object) -> bool:
+    """An int that is not a bool (``True`` would otherwise pass as 1)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def check_arguments(
     batch_sizes: Sequence[int], repeats: int, processes: int, engine: str, variant: str
 ) -> None:
     """Raise ValueError naming the option, what it expects and what it got."""
-    if not batch_sizes or min(batch_sizes) < 1:
-        raise ValueError(f"bench: --batch expects integers >= 1, got {list(batch_sizes)}")
-    for option, value in (("--repeats", repeats), ("--processes", processes)):
-        if value < 1:
-            raise ValueError(f"bench: {option} expects an integer >= 1, got {value}")
+    sizes = list(batch_sizes)
+    if not sizes or not all(is_int(b) and 1 <= b <= MAX_BATCH for b in sizes):
+        raise ValueError(f"bench: --batch expects integers >= 1 and <= {MAX_BATCH}, got {sizes}")
+    if len(set(sizes)) != len(sizes):
+        raise ValueError(f"bench: --batch expects each batch size once, got {sizes}")
+    for option, value, most in (
+        ("--repeats", repeats, MAX_REPEATS),
+        ("--processes", processes, MAX_PROCESSES),
+    ):
+        if not is_int(value) or not 1 <= value <= most:
+            raise ValueError(
+                f"bench: {option} expects an integer >= 1 and <= {most}, got {value!r}"
+            )
     if engine not in ENGINE_CHOICES:
         raise ValueError(f"bench: --engine expects one of {ENGINE_CHOICES}, got {engine!r}")
     if variant not in VARIANTS:

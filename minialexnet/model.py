@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from .layers import Layer
-from .layers.base import FLOAT_DTYPES, Shape, check_array
+from .layers.base import FLOAT_DTYPES, Shape, check_array, check_positive_int, check_real
 
 
 class Sequential:
@@ -47,7 +47,8 @@ class Sequential:
     def __init__(self, layers: Iterable[tuple[str, Layer]], input_shape: Shape, name: str = "net"):
         self.name = name
         self.layers: dict[str, Layer] = {}
-        self.input_shape = tuple(int(s) for s in input_shape)
+        # Each axis an int >= 1 (int() would turn 2.5 into 2; an empty image is no input).
+        self.input_shape = tuple(check_positive_int(name, "input_shape", s) for s in input_shape)
         self.shapes: dict[str, Shape] = {}  # per-image output shape of each layer
         shape = self.input_shape
         for layer_name, layer in layers:
@@ -90,11 +91,12 @@ class Sequential:
     def backward(self, dout: np.ndarray) -> None:
         """Backpropagate dL/d(output) through every layer, filling each layer's ``grads``."""
         layers = list(self.layers.values())
+        self.check_params()  # they may have been replaced since the forward
         for layer in layers[:-1]:
             layer.check_backward_allowed()
         dout = layers[-1].backward(dout)  # the public backward checks dout's shape and dtype once
         for layer in reversed(layers[:-1]):
-            dout = layer._backward(dout)
+            dout = layer.backward_unchecked(dout)
 
     @contextlib.contextmanager
     def no_grad(self) -> Iterator[Sequential]:
@@ -127,8 +129,23 @@ class Sequential:
 
     @property
     def dtype(self) -> np.dtype:
-        dtypes = {layer.dtype for layer in self.layers.values() if layer.dtype is not None}
-        return dtypes.pop() if len(dtypes) == 1 else np.dtype(np.float32)
+        """The one dtype of every layer's parameters (float32 for a network without any)."""
+        return self.check_params()
+
+    def check_params(self) -> np.dtype:
+        """Check every layer's parameters (``Layer.check_params``) and that all layers share
+        one dtype, as a layer's own parameters must; return it (float32 if there are none)."""
+        dtypes = {name: layer.dtype for name, layer in self.layers.items()}
+        found = {dtype for dtype in dtypes.values() if dtype is not None}
+        if len(found) > 1:
+            given = ", ".join(
+                f"{name} {dtype}" for name, dtype in dtypes.items() if dtype is not None
+            )
+            raise TypeError(
+                f"{self.name}: every layer's parameters must have one dtype, got {given}; call "
+                f"model.astype(np.float32) (or float64)"
+            )
+        return found.pop() if found else np.dtype(np.float32)
 
     def astype(self, dtype: type | np.dtype) -> Sequential:
         """Convert every parameter to ``dtype`` in place (float64 for gradient checks)."""
@@ -282,8 +299,19 @@ def build_alexnet(
         raise ValueError(
             f"build_alexnet: activation must be one of {ACTIVATIONS}, got {activation!r}"
         )
-    if len(pool) != 2:
+    if not isinstance(pool, (tuple, list)) or len(pool) != 2:
         raise ValueError(f"build_alexnet: pool must be (kernel, stride), got {pool!r}")
+    # Checked here, not only by the layers, so that the message names build_alexnet's own
+    # argument (a bad num_classes would otherwise read "Linear: out_features ...").
+    name = "build_alexnet"
+    for argument, value in (("pool kernel", pool[0]), ("pool stride", pool[1])):
+        check_positive_int(name, argument, value)
+    if num_classes is not None:
+        check_positive_int(name, "num_classes", num_classes)
+    check_positive_int(name, "seed", seed, minimum=0)
+    check_real(name, "dropout", dropout, low=0, high=1)
+    if lrn is not None and not isinstance(lrn, bool):
+        raise TypeError(f"{name}: lrn must be True, False or None, got {lrn!r}")
     size, convs, hidden, use_lrn, default_classes = _SPECS[variant]
     use_lrn = use_lrn if lrn is None else lrn
     L = engine_layers(engine)

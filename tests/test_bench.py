@@ -295,10 +295,18 @@ def test_a_real_child_that_raises_shows_its_error():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"batch_sizes": [8, 0]}, r"--batch expects integers >= 1, got \[8, 0\]"),
-        ({"batch_sizes": []}, r"--batch expects integers >= 1, got \[\]"),
-        ({"repeats": 0}, "--repeats expects an integer >= 1, got 0"),
-        ({"processes": -1}, "--processes expects an integer >= 1, got -1"),
+        ({"batch_sizes": [8, 0]}, r"--batch expects integers >= 1 and <= 256, got \[8, 0\]"),
+        ({"batch_sizes": []}, r"--batch expects integers >= 1 and <= 256, got \[\]"),
+        ({"batch_sizes": [-1]}, r"--batch expects integers >= 1 and <= 256, got \[-1\]"),
+        ({"batch_sizes": [100000]}, r"--batch expects .* <= 256, got \[100000\]"),
+        ({"batch_sizes": [True]}, r"--batch expects integers >= 1 and <= 256, got \[True\]"),
+        ({"batch_sizes": [8, 1, 8]}, r"--batch expects each batch size once, got \[8, 1, 8\]"),
+        ({"repeats": 0}, "--repeats expects an integer >= 1 and <= 100, got 0"),
+        ({"repeats": 10**9}, "--repeats expects an integer >= 1 and <= 100, got 1000000000"),
+        ({"repeats": 2.5}, "--repeats expects an integer >= 1 and <= 100, got 2.5"),
+        ({"processes": -1}, "--processes expects an integer >= 1 and <= 20, got -1"),
+        ({"processes": 0}, "--processes expects an integer >= 1 and <= 20, got 0"),
+        ({"processes": 10**6}, "--processes expects an integer >= 1 and <= 20, got 1000000"),
         (
             {"engine": "quick"},
             r"--engine expects one of \('reference', 'fast', 'both'\), got 'quick'",
@@ -315,9 +323,17 @@ def test_bad_arguments_name_the_option_the_expected_and_the_given(kwargs, messag
 
 def test_cli_refuses_bad_options_before_running_anything(capsys):
     assert main(["bench", "--batch", "1", "0"]) == 2
-    assert "--batch expects integers >= 1, got [1, 0]" in capsys.readouterr().err
+    assert "--batch expects integers >= 1 and <= 256, got [1, 0]" in capsys.readouterr().err
     assert main(["bench", "--processes", "0"]) == 2
-    assert "--processes expects an integer >= 1, got 0" in capsys.readouterr().err
+    assert "--processes expects an integer >= 1 and <= 20, got 0" in capsys.readouterr().err
+    for option, value in (("--batch", "-1"), ("--batch", "100000"), ("--repeats", "0")):
+        assert main(["bench", option, value]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == "" and captured.err.count("\n") == 1  # one line, no traceback
+        assert captured.err.startswith(f"bench: {option} expects")
+    # The GPU bench takes --repeats too: refused before the GPU is even looked for.
+    assert main(["bench", "--backend", "cuda", "--repeats", "0"]) == 2
+    assert capsys.readouterr().err.startswith("bench: --repeats expects an integer >= 1")
     with pytest.raises(SystemExit):
         main(["bench", "--engine", "quick"])
     assert "invalid choice: 'quick'" in capsys.readouterr().err

@@ -42,3 +42,9 @@ def test_tour_runs_every_check_and_passes():
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr
     assert "All checks passed." in result.stdout
     assert "FAIL" not in result.stdout
+    # Every check line says for how many entries the relative-error floor was used, and the
+    # whole-network lines that their entries were drawn among the non-zero gradients.
+    checks = [line for line in result.stdout.splitlines() if "max rel error" in line]
+    assert checks and all("floor used for" in line for line in checks)
+    (fc7,) = [line for line in checks if line.lstrip().startswith("fc7.W ")]
+    assert "non-zero; floor used for" in fc7

@@ -15,12 +15,14 @@ from strategies import random_array
 from minialexnet import build_alexnet
 from minialexnet.gradcheck import (
     DEFAULT_THRESHOLD,
+    GradCheckReport,
     check_array_gradient,
     check_layer,
     check_model,
     sample_indices,
 )
 from minialexnet.layers import Conv2d, Linear, LocalResponseNorm, softmax_cross_entropy
+from minialexnet.tour import network_check
 
 
 # -- the utility on a function whose gradient is known ---------------------------------------
@@ -221,3 +223,69 @@ def test_whole_mini_network_directional_derivative_covers_every_parameter():
     numeric = (losses[0] - losses[1]) / (2 * eps)
     assert abs(analytic) > 1e-3  # a real signal, not two zeros agreeing
     assert numeric == pytest.approx(analytic, rel=1e-5)
+
+
+# -- which entries are sampled, and when the floor was used ------------------------------------
+def test_sampling_among_given_entries_draws_only_those():
+    rng = np.random.default_rng(0)
+    among = np.array([3, 17, 256, 2999])
+    assert sorted(sample_indices((50, 60), 10, rng, among)) == [(0, 3), (0, 17), (4, 16), (49, 59)]
+    drawn = sample_indices((50, 60), 2, rng, among)
+    assert len(set(drawn)) == 2 and {i * 60 + j for i, j in drawn} <= set(among)
+
+
+def test_the_tour_network_check_samples_entries_with_a_non_zero_gradient():
+    # Found: the tour's fc7.W check passed with 5 sampled entries that were all exactly 0
+    # (dead ReLU units zero whole columns), comparing 0 with 0.
+    report = network_check()
+    assert report.passed, str(report)
+    for check in report.checks:
+        assert check.zero_checked == 0, check.describe()
+        assert check.nonzero is not None and check.checked == min(5, check.nonzero)
+    fc7 = next(c for c in report.checks if c.name == "fc7.W")
+    # Most of fc7.W's gradient is exactly 0 here, so a uniform sample would mostly hit zeros.
+    assert fc7.nonzero < fc7.size / 2
+    line = fc7.describe()
+    assert f"5/{fc7.size} entries, among {fc7.nonzero} non-zero; floor used for" in line
+
+
+def test_the_floor_is_counted_and_printed_for_the_entries_it_judged():
+    # Gradient (100, 1e-3, 1e-3, 1e-3, 2): the floor is 1% of 100 = 1, so it judges the three
+    # entries of 1e-3 and not the others.
+    c = np.array([100.0, 1e-3, 1e-3, 1e-3, 2.0])
+    a = np.ones(5)
+    check = check_array_gradient("a", lambda: float(np.sum(c * a)), a, c.copy())
+    assert (check.floor_used, check.checked) == (3, 5)
+    assert check.describe().endswith("5/5 entries; floor used for 3 of 5)")
+    assert "floor used for 3 of 5" in str(GradCheckReport([check]))
+
+
+def test_an_all_zero_gradient_is_still_checked_and_says_so():
+    a = np.ones(4)
+    check = check_array_gradient(
+        "a", lambda: 0.0 * float(a.sum()), a, np.zeros(4), nonzero_only=True
+    )
+    assert (check.nonzero, check.checked, check.zero_checked) == (0, 4, 4)
+    assert "the gradient is zero everywhere" in check.describe()
+    # A backward that returns 0 where the function does depend on the entry still fails.
+    wrong = check_array_gradient("a", lambda: float(a.sum()), a, np.zeros(4), nonzero_only=True)
+    assert wrong.max_rel_error == pytest.approx(1.0)
+
+
+def test_a_kink_within_eps_is_measured_again_and_a_wrong_gradient_still_fails():
+    # L = |a - c| with c 5e-6 above a: the true slope at a is -1, but the central difference
+    # at eps = 1e-5 straddles the kink and reads -0.5 (error 0.5). What lesson 02 hit in the
+    # whole network (a ReLU or max-pool unit crossing its kink): 1.3e-3 on a correct conv1.W.
+    a, c = np.array([1.0]), 1.0 + 5e-6
+
+    def loss() -> float:
+        return float(abs(a[0] - c))
+
+    plain = check_array_gradient("a", loss, a, np.array([-1.0]))
+    assert plain.max_rel_error == pytest.approx(0.5, rel=1e-6)
+    retried = check_array_gradient("a", loss, a, np.array([-1.0]), retry_above=1e-5)
+    assert retried.max_rel_error < 1e-9 and retried.retried == 1
+    assert "1 re-measured at eps/10, eps/100" in retried.describe()
+    # A wrong backward (+1) is wrong at every eps (error 1.5 at eps, 2 below): it still fails.
+    wrong = check_array_gradient("a", loss, a, np.array([1.0]), retry_above=1e-5)
+    assert wrong.max_rel_error == pytest.approx(1.5, rel=1e-6) and wrong.retried == 1

@@ -169,6 +169,27 @@ def test_unknown_variant_is_refused():
 
 
 @pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"num_classes": 0}, ValueError, "num_classes must be >= 1, got 0"),
+        ({"num_classes": 10.0}, TypeError, "num_classes must be an int, got 10.0"),
+        ({"seed": -1}, ValueError, "seed must be >= 0, got -1"),
+        ({"seed": "0"}, TypeError, "seed must be an int, got '0'"),
+        ({"dropout": 1.5}, ValueError, r"dropout must be in \[0, 1\), got 1.5"),
+        ({"dropout": "0.5"}, TypeError, r"dropout must be a number, in \[0, 1\), got '0.5'"),
+        ({"pool": (3, 0)}, ValueError, "pool stride must be >= 1, got 0"),
+        ({"pool": (3.0, 2)}, TypeError, "pool kernel must be an int, got 3.0"),
+        ({"pool": 3}, ValueError, r"pool must be \(kernel, stride\), got 3"),
+        ({"lrn": "no"}, TypeError, "lrn must be True, False or None, got 'no'"),
+    ],
+)
+def test_bad_build_arguments_name_build_alexnet_and_the_argument(kwargs, error, message):
+    # Found: num_classes=0 read "Linear: out_features ...", seed=-1 failed inside NumPy.
+    with pytest.raises(error, match="^build_alexnet: " + message):
+        build_alexnet("mini", **kwargs)
+
+
+@pytest.mark.parametrize(
     ("layers", "message"),
     [
         (

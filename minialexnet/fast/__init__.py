@@ -32,7 +32,8 @@ Optimizations:
 * **What a forward keeps.** Only what its backward needs, preferring arrays that exist anyway:
   Conv2d keeps x (W is its own weight matrix; Winograd's transformed filters are recomputed),
   ReLU its output, LRN only x (its backward recomputes the window sums), MaxPool2d one byte
-  per output (the winning offset). Under
+  per output (the winning offset). A batch of 0 images never reaches a kernel: the base
+  class answers it (empty results, zero gradients written into the same buffers). Under
   ``Sequential.no_grad()`` (``grad_enabled`` False) a forward keeps nothing (``_cache`` is
   None) and takes no argmax buffer; the base class then refuses a backward.
 * **Numba kernels.** ``@njit(parallel=True, cache=True)`` with ``fastmath`` off (results must

@@ -19,6 +19,29 @@ The contract
 * ``output_shape(in_shape)`` and ``macs(in_shape)`` work on per-image shapes (no batch axis),
   so the accounting never has to run the layer.
 
+* **Empty batches.** The batch axis may be 0: forward returns an empty output of the right
+  shape (``(0, *output_shape)``) and backward an empty dL/dx, with every parameter gradient 0
+  (the gradient of a sum over no images). The base class handles it before the subclass's
+  math runs, so every layer of every engine, and ``Sequential``, behaves the same way.
+  ``softmax_cross_entropy`` refuses 0 samples instead: a mean over no samples is undefined,
+  and a loss of 0 or NaN would hide an empty batch.
+* **Every other axis must be >= 1.** An image with no rows, columns or channels is not an
+  input, even where padding would make a window from it (``output_shape`` refuses it).
+* **Parameters.** ``params`` are float32 or float64 ndarrays of the names and shapes that
+  ``param_shapes()`` states (where a layer states them), all of one dtype. Users may replace
+  them (an optimizer, a checkpoint); an array of another dtype, shape or kind is refused with
+  a message when the layer next runs forward or backward, never cast or promoted silently.
+* **Backward uses the parameters as they are at backward time** (no layer keeps a copy of its
+  weights: fc6's are 151 MB). Change them between forward and backward and dL/dx is that of
+  the new weights, in every engine and implementation alike; dL/dW depends only on x and dout.
+  The input is another matter: a layer may keep a reference to x, so do not change x in place
+  before the backward.
+* Constructor arguments are checked when the layer is built: a number of the wrong type (a
+  bool where an int is expected, a string for a float) raises TypeError, one out of range
+  (negative, zero sizes, NaN or inf) ValueError, as does anything but one of a string
+  argument's choices; each message names the layer, the argument, what was expected and what
+  was given.
+
 * Inside ``Sequential.no_grad()`` (``grad_enabled`` False) a forward is for inference only: a
   layer may keep nothing for a backward, and ``backward`` then raises instead of using stale
   data.
@@ -28,12 +51,14 @@ NumPy, what students read and write) and ``minialexnet/fast`` (the tuned CPU eng
 classes subclass these and override only ``_forward``/``_backward``; tested equal).
 The subclass writes ``_forward`` and ``_backward`` (the math); the public ``forward`` and
 ``backward`` here add the checks. ``Sequential`` checks the network input once and then calls
-the ``_forward``/``_backward`` of each layer, since it has already checked at construction that
-every layer's output fits the next one's input.
+``forward_unchecked``/``backward_unchecked`` of each layer (the math, the empty-batch rule and
+the parameter check, without the input checks), since it has already checked at construction
+that every layer's output fits the next one's input.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -95,12 +120,69 @@ def check_array(
 
 
 def check_positive_int(layer: str, argument: str, value: Any, *, minimum: int = 1) -> int:
-    """Return ``value`` as an int, or raise naming the layer and argument."""
+    """Return ``value`` as an int, or raise naming the layer and argument.
+
+    A bool is refused although Python counts it as an int: ``Conv2d(3, True, 3)`` is a slip.
+    """
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{layer}: {argument} must be an int, got {value!r}")
     if value < minimum:
         raise ValueError(f"{layer}: {argument} must be >= {minimum}, got {value}")
     return int(value)
+
+
+def check_real(
+    layer: str,
+    argument: str,
+    value: Any,
+    *,
+    low: float,
+    high: float | None = None,
+    low_open: bool = False,
+) -> float:
+    """Return ``value`` as a float, ``>= low`` (``> low`` if ``low_open``) and, when ``high``
+    is given, ``< high``; or raise naming the layer, the argument, the range and the value.
+
+    Only real numbers pass: a string ("0.5") or a bool is a TypeError, NaN and inf a
+    ValueError (every layer constant is finite).
+    """
+    if high is not None:
+        expected = f"in [{low:g}, {high:g})"
+    else:
+        expected = f"finite and {'>' if low_open else '>='} {low:g}"
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{layer}: {argument} must be a number, {expected}, got {value!r}")
+    v = float(value)
+    inside = (v > low if low_open else v >= low) and (high is None or v < high)
+    if not math.isfinite(v) or not inside:
+        raise ValueError(f"{layer}: {argument} must be {expected}, got {v!r}")
+    return v
+
+
+def check_rng(layer: str, value: Any) -> np.random.Generator:
+    """The ``rng`` argument: a ``numpy.random.Generator``, or None for ``default_rng(0)``."""
+    if value is None:
+        return np.random.default_rng(0)
+    if not isinstance(value, np.random.Generator):
+        raise TypeError(
+            f"{layer}: rng must be a numpy.random.Generator or None (np.random.default_rng"
+            f"(seed)), got {type(value).__name__}"
+        )
+    return value
+
+
+def check_float_dtype(layer: str, value: Any) -> np.dtype:
+    """The ``dtype`` argument as a NumPy dtype, float32 or float64, else TypeError naming it.
+
+    None is refused although ``np.dtype(None)`` is float64: a missing dtype is a slip."""
+    try:
+        dtype = None if value is None else np.dtype(value)
+    except TypeError:
+        dtype = None
+    if dtype is None or dtype not in FLOAT_DTYPES:
+        given = repr(value) if dtype is None else str(dtype)
+        raise TypeError(f"{layer}: dtype must be float32 or float64, got {given}")
+    return dtype
 
 
 class Layer:
@@ -125,6 +207,7 @@ class Layer:
         self.grad_enabled = True
         self._forward_kept_cache = False
         self._cache: Any = None
+        self._empty_input: Shape | None = None  # x.shape when the last forward had 0 images
         self._out_shape: Shape | None = None
         self._out_dtype: np.dtype | None = None
 
@@ -150,6 +233,7 @@ class Layer:
         if self._out_shape is None:
             raise RuntimeError(f"{self.name}: backward called before forward")
         self.check_backward_allowed()
+        self.check_params()
         check_array(
             self.name,
             "dout",
@@ -164,14 +248,33 @@ class Layer:
                 f"{self.name}: dout must have the forward output's shape {self._out_shape}, "
                 f"got {dout.shape}"
             )
-        return self._backward(dout)
+        return self.backward_unchecked(dout)
 
     def forward_unchecked(self, x: np.ndarray) -> np.ndarray:
-        """Forward without input checks (``Sequential`` checks its input once)."""
-        out = self._forward(x)
+        """Forward without input checks (``Sequential`` checks its input once); the empty
+        batch rule of the contract is applied here, so ``_forward`` never sees 0 images."""
+        if x.shape[0] == 0:
+            self._empty_input, self._cache = x.shape, None
+            out = np.empty((0, *self.output_shape(x.shape[1:])), dtype=x.dtype)
+        else:
+            self._empty_input = None
+            out = self._forward(x)
         self._out_shape, self._out_dtype = out.shape, out.dtype
         self._forward_kept_cache = self.grad_enabled
         return out
+
+    def backward_unchecked(self, dout: np.ndarray) -> np.ndarray | None:
+        """Backward without the dout checks (``Sequential`` checks the network's once); after
+        an empty forward, an empty dL/dx and zero parameter gradients (the contract)."""
+        if self._empty_input is None:
+            return self._backward(dout)
+        for name, param in self.params.items():
+            grad = self.grads.get(name)
+            if grad is not None and grad.shape == param.shape and grad.dtype == param.dtype:
+                grad.fill(0)  # the fast engine's buffers are overwritten in place
+            else:
+                self.grads[name] = np.zeros_like(param)
+        return np.zeros(self._empty_input, dout.dtype) if self.needs_input_grad else None
 
     def check_backward_allowed(self) -> None:
         """Raise RuntimeError naming the layer if the last forward ran under ``no_grad``."""
@@ -198,11 +301,17 @@ class Layer:
         return in_shape
 
     def check_rank(self, in_shape: Shape) -> None:
-        """Raise ValueError naming the layer if a per-image input shape has the wrong rank."""
+        """Raise ValueError naming the layer if a per-image input shape has the wrong rank or
+        an axis of size 0 (the contract: only the batch axis may be empty)."""
         ranks = self.input_ndim if isinstance(self.input_ndim, tuple) else (self.input_ndim,)
         if len(in_shape) + 1 not in ranks:
             raise ValueError(
                 f"{self.name}: input must be {self.input_axes}, got per-image shape {in_shape}"
+            )
+        if min(in_shape, default=1) < 1:
+            raise ValueError(
+                f"{self.name}: every axis of x but the batch must be >= 1 (an empty image is not "
+                f"an input, even with padding), got per-image shape {tuple(in_shape)}"
             )
 
     def macs(self, in_shape: Shape) -> int:
@@ -210,19 +319,55 @@ class Layer:
         return 0
 
     # -- parameters, modes, dtype -------------------------------------------------------
+    def param_shapes(self) -> dict[str, Shape] | None:
+        """The name and shape of each parameter (Conv2d, Linear), or None where a layer does
+        not state them: then ``check_params`` checks only their kind and dtype."""
+        return None
+
+    def check_params(self) -> np.dtype | None:
+        """Check ``params`` (the contract: the names and shapes of ``param_shapes``, float32 or
+        float64 ndarrays, one dtype); return that dtype, None without parameters. Raises
+        TypeError/ValueError naming the layer and the parameter: ``params`` is a dict users
+        can fill, and a float64 bias beside float32 weights would promote the output."""
+        expected = self.param_shapes()
+        if expected is not None and set(self.params) != set(expected):
+            raise ValueError(
+                f"{self.name}: params must have the keys {sorted(expected)}, "
+                f"got {sorted(self.params)}"
+            )
+        for name, param in self.params.items():
+            if not isinstance(param, np.ndarray) or param.dtype not in FLOAT_DTYPES:
+                given = param.dtype if isinstance(param, np.ndarray) else type(param).__name__
+                raise TypeError(
+                    f"{self.name}: params[{name!r}] must be a float32 or float64 numpy.ndarray, "
+                    f"got {given}"
+                )
+            if expected is not None and param.shape != expected[name]:
+                raise ValueError(
+                    f"{self.name}: params[{name!r}] must have shape {expected[name]}, "
+                    f"got {param.shape}"
+                )
+        dtypes = {name: param.dtype for name, param in self.params.items()}
+        if len(set(dtypes.values())) > 1:
+            given = ", ".join(f"{name} {dtype}" for name, dtype in dtypes.items())
+            raise TypeError(
+                f"{self.name}: parameters must all have one dtype, got {given}; call "
+                f"layer.astype(np.float32) (or float64) after replacing one"
+            )
+        return next(iter(dtypes.values()), None)
+
     @property
     def dtype(self) -> np.dtype | None:
-        """The parameters' dtype, or None for a layer without parameters."""
-        return next(iter(self.params.values())).dtype if self.params else None
+        """The parameters' dtype, or None for a layer without parameters (checked: see
+        ``check_params``)."""
+        return self.check_params()
 
     def num_params(self) -> int:
         return sum(p.size for p in self.params.values())
 
     def astype(self, dtype: type | np.dtype) -> Layer:
         """Convert the parameters in place to ``dtype`` (float32 or float64); return self."""
-        dtype = np.dtype(dtype)
-        if dtype not in FLOAT_DTYPES:
-            raise TypeError(f"{self.name}: dtype must be float32 or float64, got {dtype}")
+        dtype = check_float_dtype(self.name, dtype)
         self.params = {k: v.astype(dtype) for k, v in self.params.items()}
         self.grads = {}
         return self

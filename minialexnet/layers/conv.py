@@ -28,16 +28,25 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Layer, Shape, check_positive_int
+from .base import (
+    Layer,
+    Shape,
+    check_float_dtype,
+    check_positive_int,
+    check_rng,
+)
 
 Pair = int | tuple[int, int]
 
 
 def pair(layer: str, argument: str, value: Pair, *, minimum: int) -> tuple[int, int]:
-    """Accept ``k`` or ``(kh, kw)``; return ``(kh, kw)`` or raise naming the argument."""
-    if isinstance(value, tuple):
+    """Accept ``k`` or ``(kh, kw)`` (a tuple or list); return ``(kh, kw)`` or raise naming the
+    argument."""
+    if isinstance(value, (tuple, list)):
         if len(value) != 2:
-            raise ValueError(f"{layer}: {argument} must be an int or a pair, got {value!r}")
+            raise ValueError(
+                f"{layer}: {argument} must be an int or a pair of ints >= {minimum}, got {value!r}"
+            )
         return (
             check_positive_int(layer, argument, value[0], minimum=minimum),
             check_positive_int(layer, argument, value[1], minimum=minimum),
@@ -311,13 +320,18 @@ class Conv2d(Layer):
         self.stride = pair(name, "stride", stride, minimum=1)
         self.padding = pair(name, "padding", padding, minimum=0)
         KH, KW = self.kernel_size
-        rng = rng if rng is not None else np.random.default_rng(0)
+        rng = check_rng(name, rng)
+        dtype = check_float_dtype(name, dtype)
         fan_in = (C // G) * KH * KW
         self.params = {
             "W": (rng.standard_normal((F, C // G, KH, KW)) * np.sqrt(2.0 / fan_in)).astype(dtype),
             "b": np.zeros(F, dtype=dtype),
         }
-        self.astype(dtype)  # validates dtype
+        self.astype(dtype)
+
+    def param_shapes(self) -> dict[str, Shape]:
+        F, (KH, KW) = self.out_channels, self.kernel_size
+        return {"W": (F, self.in_channels // self.groups, KH, KW), "b": (F,)}
 
     def output_shape(self, in_shape: Shape) -> Shape:
         self.check_rank(in_shape)

@@ -22,6 +22,7 @@ from typing import Literal
 import numpy as np
 
 from .activations import ElementwiseLayer
+from .base import check_positive_int, check_real
 
 DropoutMode = Literal["paper", "inverted"]
 
@@ -31,16 +32,15 @@ class Dropout(ElementwiseLayer):
 
     def __init__(self, p: float = 0.5, mode: DropoutMode = "paper", seed: int = 0) -> None:
         super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"{self.name}: p must be in [0, 1), got {p}")
+        self.p = check_real(self.name, "p", p, low=0, high=1)  # p = 1 would drop everything
         if mode not in ("paper", "inverted"):
             raise ValueError(f"{self.name}: mode must be 'paper' or 'inverted', got {mode!r}")
-        self.p, self.mode = float(p), mode
+        self.mode = mode
         self.reseed(seed)
 
     def reseed(self, seed: int) -> None:
         """Restart the mask generator: the next masks repeat those drawn after the same seed."""
-        self.rng = np.random.default_rng(seed)
+        self.rng = np.random.default_rng(check_positive_int(self.name, "seed", seed, minimum=0))
 
     def _forward(self, x: np.ndarray) -> np.ndarray:
         # EXERCISE dropout: the forward in both modes, training and test.

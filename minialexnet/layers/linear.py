@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Layer, Shape, check_positive_int
+from .base import Layer, Shape, check_float_dtype, check_positive_int, check_rng
 
 
 class Linear(Layer):
@@ -39,13 +39,17 @@ class Linear(Layer):
         super().__init__()
         self.in_features = check_positive_int(self.name, "in_features", in_features)
         self.out_features = check_positive_int(self.name, "out_features", out_features)
-        rng = rng if rng is not None else np.random.default_rng(0)
+        rng = check_rng(self.name, rng)
+        dtype = check_float_dtype(self.name, dtype)
         std = np.sqrt(2.0 / self.in_features)
         self.params = {
             "W": rng.standard_normal((self.out_features, self.in_features)) * std,
             "b": np.zeros(self.out_features),
         }
         self.astype(dtype)
+
+    def param_shapes(self) -> dict[str, Shape]:
+        return {"W": (self.out_features, self.in_features), "b": (self.out_features,)}
 
     def output_shape(self, in_shape: Shape) -> Shape:
         self.check_rank(in_shape)

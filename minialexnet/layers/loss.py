@@ -37,6 +37,13 @@ def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[float
     check_array("softmax_cross_entropy", "logits", logits, ndim=2, axes="NK")
     labels = np.asarray(labels)
     N, K = logits.shape
+    if N == 0 or K == 0:
+        # The one place the empty-batch rule (layers/base.py) differs: a mean over no samples
+        # is undefined, and returning 0 or NaN would let an empty batch pass unnoticed.
+        raise ValueError(
+            f"softmax_cross_entropy: logits must hold at least 1 sample and 1 class (the mean "
+            f"loss of no samples is undefined), got shape {logits.shape}"
+        )
     if not np.issubdtype(labels.dtype, np.integer):
         raise TypeError(f"softmax_cross_entropy: labels must be integers, got dtype {labels.dtype}")
     if labels.shape != (N,):
@@ -44,7 +51,7 @@ def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[float
             f"softmax_cross_entropy: labels must have shape ({N},) to match logits {logits.shape}, "
             f"got {labels.shape}"
         )
-    if N and (labels.min() < 0 or labels.max() >= K):
+    if labels.min() < 0 or labels.max() >= K:
         raise ValueError(
             f"softmax_cross_entropy: labels must be in [0, {K}), got values "
             f"{labels.min()}..{labels.max()}"

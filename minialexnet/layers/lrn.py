@@ -31,7 +31,7 @@ from typing import Literal
 
 import numpy as np
 
-from .base import Layer, check_positive_int
+from .base import Layer, check_positive_int, check_real
 
 Convention = Literal["paper", "caffe"]
 
@@ -107,17 +107,14 @@ class LocalResponseNorm(Layer):
                 f"{self.name}: convention must be 'paper' (alpha as written) or 'caffe' "
                 f"(alpha / size, as Caffe and PyTorch), got {convention!r}"
             )
-        for argument, value in (("alpha", alpha), ("beta", beta), ("k", k)):
-            if not np.isfinite(value) or value < 0:
-                raise ValueError(f"{self.name}: {argument} must be finite and >= 0, got {value}")
-        if k == 0 and alpha == 0:
+        self.convention = convention
+        self.alpha = check_real(self.name, "alpha", alpha, low=0)
+        self.beta = check_real(self.name, "beta", beta, low=0)
+        if k == 0 and self.alpha == 0:
             raise ValueError(f"{self.name}: k and alpha cannot both be 0 (division by zero)")
-        self.alpha, self.beta, self.k, self.convention = (
-            float(alpha),
-            float(beta),
-            float(k),
-            convention,
-        )
+        # k > 0 (not only k or alpha non-zero): s = k + a * sum(x**2) divides x, and an
+        # all-zero window (a dead ReLU map: common) has s = k, so k = 0 gives 0 / 0 = NaN.
+        self.k = check_real(self.name, "k", k, low=0, low_open=True)
 
     @property
     def effective_alpha(self) -> float:
