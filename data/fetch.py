@@ -8,8 +8,14 @@ Each step leaves nothing half-done behind:
 1. download to a temporary file beside the destination, hashing as it arrives;
 2. compare the checksum with the published one (a mismatch deletes the download);
 3. extract into a temporary folder, refusing absolute paths, ``..``, links and devices;
-4. rename the finished folder into place (a single ``os.replace``).
-A dataset already in place is left alone. Only the standard library is used.
+4. write a ``.complete`` marker (the algorithm, checksum and URL) into the finished folder,
+   last, then rename the folder into place (a single ``os.replace``).
+A dataset already in place with the marker of the same checksum is left alone. A folder there
+without it (an interrupted or hand-made unpack) is never taken for done: it is refused with a
+message saying how to fix it (it is not deleted: it may hold someone's files). The work folders
+of a fetch that was killed (``.<name>-<pid>-*``, holding a partial download) are removed when
+the process that made them is gone. Only the standard library is used (the script runs
+before the package is installed).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import re
 import shutil
 import sys
 import tarfile
@@ -26,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CHUNK = 1 << 20
+MARKER = ".complete"  # written last into a finished dataset folder
 
 
 @dataclass(frozen=True)
@@ -108,11 +116,22 @@ def fetch(name: str, dest: Path, *, source: Source | None = None) -> Path:
     """
     source = source or SOURCES[name]
     final = dest / source.folder
+    remove_stale_work(dest, name)
+    stamp = f"{source.algorithm} {source.checksum} {source.url}\n"
     if final.exists():
-        print(f"{final} already exists; nothing to do")
-        return final
+        marker = final / MARKER
+        done = marker.is_file() and marker.read_text().split()[:2] == stamp.split()[:2]
+        if done:
+            print(f"{final} already exists; nothing to do")
+            return final
+        why = (
+            f"has a {MARKER} marker for another archive ({marker.read_text().strip()})"
+            if marker.is_file()
+            else f"has no {MARKER} marker, so it may be a partial download or unpack"
+        )
+        raise ValueError(f"{final} {why}; remove it (rm -r {final}) and run this again")
     dest.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=dest))
+    work = Path(tempfile.mkdtemp(prefix=f".{name}-{os.getpid()}-", dir=dest))
     try:
         archive = work / "archive"
         print(f"downloading {source.url}", file=sys.stderr)
@@ -130,11 +149,41 @@ def fetch(name: str, dest: Path, *, source: Source | None = None) -> Path:
         if source.classes:
             lines = [f"{k} {v}" for k, v in sorted(source.classes.items())]
             (folder / "classes.txt").write_text("\n".join(lines) + "\n")
+        (folder / MARKER).write_text(stamp)  # last: the folder is complete
         os.replace(folder, final)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"ready: {final}")
     return final
+
+
+def remove_stale_work(dest: Path, name: str) -> list[Path]:
+    """Delete the work folders (``.<name>-<pid>-<random>``: a partial download, a half
+    unpacked archive) that a killed fetch of ``name`` left in ``dest``, when that process is
+    gone; a fetch still running keeps its own. (Folders of the older form, without the pid,
+    ``.<name>-<8 random characters>``, are removed too: only this script makes them.)"""
+    pattern = re.compile(rf"^\.{re.escape(name)}-(?:(?P<pid>\d+)-[a-z0-9_]+|[a-z0-9_]{{8}})$")
+    removed = []
+    for entry in dest.iterdir() if dest.is_dir() else ():
+        match = pattern.match(entry.name)
+        if match and entry.is_dir() and not (match["pid"] and pid_alive(int(match["pid"]))):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (signal 0 sends nothing). The package has the same
+    check (``minialexnet.checkpoint.pid_alive``); this script runs without the package."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,17 +11,28 @@ never run code):
     data/<name>        the preprocessor's arrays (``mean``, PCA basis) and the epoch's batch order
     meta               one JSON string: format version, the run's config, class names, epoch and
                        position in it, the learning-rate schedule, the RNG states (data
-                       generator and each dropout layer's), the history so far
+                       generator and each dropout layer's), the history so far, and the
+                       options changed on resume (``changes``)
 
 Writes are atomic: the archive goes to a temporary file in the same folder, is flushed to disk,
 and ``os.replace`` renames it over the old one. A crash mid-save leaves the previous checkpoint
-whole and at most a stray ``*.tmp`` file.
+whole and at most a stray temporary file, named ``.<file>.<pid>.<random>.tmp`` after the
+process that wrote it: ``remove_stale_temps`` (called when a run starts or resumes in a folder)
+deletes those whose process is no longer alive, so a live writer's file is never touched. The
+file gets the permissions ``open`` would have given it (``0o666`` less the umask), not
+``mkstemp``'s private ``0o600``.
+
+Reads never trust the file (``safe_npz.read_npz``): a truncated, zero-byte, bit-flipped or
+hand-edited checkpoint — a damaged archive, an ``.npy`` header claiming more than the file
+holds, meta JSON with missing, extra or wrong-typed fields — is one ``ValueError`` naming the
+file and what is wrong, never a traceback or a 256 GiB allocation.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,16 +41,25 @@ from typing import IO, Any
 
 import numpy as np
 
+from .safe_npz import read_npz
+
 FORMAT = 1
 CHECKPOINT_FILE = "checkpoint.npz"  # in a run's output folder
 
 
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
-    """Call ``write(file)`` on a temporary file beside ``path``, then rename it to ``path``."""
+    """Call ``write(file)`` on a temporary file beside ``path``, then rename it to ``path``.
+
+    The temporary file's name carries this process's id (see ``remove_stale_temps``) and it is
+    given ``0o666 & ~umask`` before the rename, as a plain ``open`` would have.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent
+    )
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as file:
             write(file)
             file.flush()
@@ -49,6 +69,62 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where the system allows (Linux's
+    /proc/self/status): ``os.umask`` can only be read by setting it, which another thread
+    creating a file at that moment would see."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o077)  # the safest value for the instant it is set
+    os.umask(mask)
+    return mask
+
+
+# what atomic_write names its temporary files: .<name>.<pid>.<mkstemp's random part>.tmp
+TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[A-Za-z0-9_]+\.tmp$")
+# ... and what it named them before the pid was part of the name (mkstemp: 8 characters)
+LEGACY_TEMP_NAME = re.compile(r"^\.(?P<name>[^.].*)\.[a-z0-9_]{8}\.tmp$")
+
+
+def remove_stale_temps(folder: str | Path) -> list[Path]:
+    """Delete ``atomic_write``'s temporary files in ``folder`` whose writer is dead (a run
+    killed mid-save leaves one, up to the checkpoint's size); return what was removed.
+
+    Only files of our own naming pattern are touched, and only when the process id in the
+    name is not alive: a run writing in the same folder right now keeps its file. (A dead id
+    reused by an unrelated process keeps the file too: harmless, it is removed later.) Files
+    of the older pattern, without a pid, are removed too: they can only be from an earlier
+    version, and a run owns its folder.
+    """
+    folder, removed = Path(folder), []
+    if not folder.is_dir():
+        return removed
+    for entry in folder.iterdir():
+        match = TEMP_NAME.match(entry.name)
+        dead = not pid_alive(int(match["pid"])) if match else LEGACY_TEMP_NAME.match(entry.name)
+        if dead and entry.is_file():
+            entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with id ``pid`` exists (signal 0 checks without sending anything)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # someone else's process; or not a pid at all
+        return True
+    return True
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
@@ -77,28 +153,43 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
-    """Read a checkpoint written by ``save_checkpoint``; errors name the file."""
+    """Read a checkpoint written by ``save_checkpoint``; any damage is a ``ValueError`` naming
+    the file (see ``safe_npz``)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except (OSError, ValueError) as error:
-        raise ValueError(f"{path}: not a readable .npz checkpoint ({error})") from None
+    arrays = read_npz(path)
     if "meta" not in arrays:
         raise ValueError(f"{path}: no 'meta' entry; not a minialexnet checkpoint")
-    meta = json.loads(str(arrays.pop("meta")))
+    meta_array = arrays.pop("meta")
+    if meta_array.shape != () or meta_array.dtype.kind != "U":
+        raise ValueError(f"{path}: 'meta' is {meta_array.dtype} {meta_array.shape}, not a string")
+    try:
+        meta = json.loads(str(meta_array))
+    except ValueError as error:
+        raise ValueError(f"{path}: 'meta' is not valid JSON ({error})") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: 'meta' is a JSON {type(meta).__name__}, expected an object")
     if meta.get("format") != FORMAT:
         raise ValueError(f"{path}: checkpoint format {meta.get('format')}, expected {FORMAT}")
     groups: dict[str, dict[str, np.ndarray]] = {"param": {}, "velocity": {}, "data": {}}
     for name, array in arrays.items():
         group, _, key = name.partition("/")
-        if group not in groups:
+        if group not in groups or not key:
             raise ValueError(f"{path}: unexpected entry {name!r}")
         groups[group][key] = array
     if set(groups["param"]) != set(groups["velocity"]):
         raise ValueError(f"{path}: parameters and velocities name different arrays")
+    for key, param in groups["param"].items():
+        velocity = groups["velocity"][key]
+        if velocity.shape != param.shape or velocity.dtype != param.dtype:
+            raise ValueError(
+                f"{path}: velocity {key!r} is {velocity.dtype} {velocity.shape}, its parameter "
+                f"{param.dtype} {param.shape}"
+            )
+    dtypes = sorted({str(a.dtype) for a in groups["param"].values()})
+    if len(dtypes) > 1 or any(a.dtype.kind != "f" for a in groups["param"].values()):
+        raise ValueError(f"{path}: parameters of dtypes {dtypes}, expected one float dtype")
     return Checkpoint(groups["param"], groups["velocity"], groups["data"], meta)
 
 
@@ -141,6 +232,9 @@ class RunState:
     dropout_rngs: dict[str, dict[str, Any]]  # each Dropout layer's, by layer name
     totals: dict[str, float]  # the current epoch's running sums so far
     history: list[dict[str, float]]
+    # options changed on --resume, as applied: [{"epoch", "position", "changed": {name: [old,
+    # new]}}] (absent from checkpoints written before it was kept: none then)
+    changes: list[dict[str, Any]] = field(default_factory=list)
 
     _ARRAYS = ("params", "velocities", "preprocess_arrays", "order")
 
@@ -154,12 +248,116 @@ class RunState:
 
     @classmethod
     def load(cls, path: str | Path) -> RunState:
-        """Read the state a ``save`` wrote; errors name the file."""
+        """Read the state a ``save`` wrote; anything missing, extra or of the wrong type is a
+        ``ValueError`` naming the file and the field (``check_run_meta``)."""
         ckpt = load_checkpoint(path)
         data, meta = dict(ckpt.data), dict(ckpt.meta)
         order = data.pop("order", None)
         meta.pop("format")
-        try:
-            return cls(ckpt.params, ckpt.velocities, preprocess_arrays=data, order=order, **meta)
-        except TypeError as error:  # a field missing or unknown: not a run's checkpoint
-            raise ValueError(f"{path}: not a training run's checkpoint ({error})") from None
+        problem = check_run_meta(meta, data, order)
+        if problem:
+            raise ValueError(f"{path}: not a training run's checkpoint ({problem})")
+        return cls(ckpt.params, ckpt.velocities, preprocess_arrays=data, order=order, **meta)
+
+
+def _int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _num(v: Any) -> bool:
+    return (_int(v) or isinstance(v, float)) and np.isfinite(v)
+
+
+def _rng_state(v: Any) -> bool:
+    """Whether ``v`` is a state a NumPy generator accepts (what every saved generator is)."""
+    try:
+        np.random.default_rng().bit_generator.state = v
+    except (TypeError, ValueError, KeyError):
+        return False
+    return True
+
+
+def _keys(v: Any, checks: dict[str, Callable[[Any], bool]]) -> bool:
+    return isinstance(v, dict) and all(k in v and ok(v[k]) for k, ok in checks.items())
+
+
+# what every epoch's record holds (Trainer._end_epoch; the curves are drawn from them)
+HISTORY_KEYS = ("epoch", "lr", "train_loss", "train_error", "val_loss", "val_error")
+
+# The meta fields of a run, each with the test its value must pass. The config's entries are
+# those every reader needs before TrainConfig checks the rest (the network and the data split:
+# evaluate and predict rebuild the net from them).
+CONFIG_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "dataset": lambda v: isinstance(v, str),
+    "data": lambda v: v is None or isinstance(v, str),
+    "variant": lambda v: isinstance(v, str),
+    "seed": lambda v: _int(v) and v >= 0,
+    "val_fraction": lambda v: _num(v) and 0 < v < 1,
+    "dropout": lambda v: _num(v) and 0 <= v < 1,
+    "activation": lambda v: isinstance(v, str),
+    "lrn": lambda v: v is None or isinstance(v, bool),
+    "pool": lambda v: isinstance(v, list) and len(v) == 2 and all(_int(k) and k > 0 for k in v),
+}
+META_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "config": lambda v: _keys(v, CONFIG_CHECKS),
+    "classes": lambda v: isinstance(v, list) and v and all(isinstance(c, str) for c in v),
+    "preprocess": lambda v: _keys(
+        v,
+        {
+            "size": lambda k: _int(k) and k > 0,
+            "crop": lambda k: _int(k) and k > 0,
+            "random_crop": lambda k: isinstance(k, bool),
+            "flip": lambda k: isinstance(k, bool),
+            "pca_sigma": lambda k: _num(k) and k >= 0,
+        },
+    ),
+    "epoch": lambda v: _int(v) and v >= 0,
+    "position": lambda v: _int(v) and v >= 0,
+    "lr": lambda v: _num(v) and v > 0,
+    "schedule": lambda v: (
+        v is None
+        or _keys(
+            v, {"best": lambda k: isinstance(k, (int, float)), "bad_epochs": _int, "drops": _int}
+        )
+    ),
+    "rng": _rng_state,
+    "dropout_rngs": lambda v: isinstance(v, dict) and all(map(_rng_state, v.values())),
+    "totals": lambda v: _keys(v, {"loss": _num, "errors": _int, "seen": _int}),
+    "history": lambda v: (
+        isinstance(v, list) and all(_keys(h, dict.fromkeys(HISTORY_KEYS, _num)) for h in v)
+    ),
+    "changes": lambda v: isinstance(v, list) and all(isinstance(h, dict) for h in v),
+}
+OPTIONAL_META = {"changes"}
+
+
+def check_run_meta(
+    meta: dict[str, Any], data: dict[str, np.ndarray], order: np.ndarray | None
+) -> str | None:
+    """What is wrong with a run checkpoint's fields (None: nothing), in words."""
+    missing = sorted(set(META_CHECKS) - set(meta) - OPTIONAL_META)
+    extra = sorted(set(meta) - set(META_CHECKS))
+    if missing or extra:
+        return f"missing fields {missing}, unexpected fields {extra}"
+    for name, ok in META_CHECKS.items():
+        if name in meta and not ok(meta[name]):
+            shown = json.dumps(meta[name])
+            shown = shown if len(shown) <= 80 else shown[:77] + "..."
+            return f"field {name!r} has an invalid value {shown}"
+    mean = data.get("mean")
+    if mean is None or mean.ndim != 3 or mean.shape[0] != 3 or mean.dtype.kind != "f":
+        what = "missing" if mean is None else f"{mean.dtype} {mean.shape}"
+        return f"data/mean is {what}, expected float (3, S, S) or (3, 1, 1)"
+    size, crop = meta["preprocess"]["size"], meta["preprocess"]["crop"]
+    if mean.shape[1:] not in ((size, size), (1, 1)) or crop > size:
+        return f"data/mean {mean.shape} and crop {crop} do not fit the stored size {size}"
+    pca = (data.get("pca_eigvals"), data.get("pca_eigvecs"))
+    if any(a is not None for a in pca) and not (
+        all(a is not None and a.dtype.kind == "f" for a in pca)
+        and pca[0].shape == (3,)
+        and pca[1].shape == (3, 3)
+    ):
+        return "data/pca_eigvals and data/pca_eigvecs must be float (3,) and (3, 3), together"
+    if order is not None and (order.ndim != 1 or order.dtype.kind not in "iu"):
+        return f"data/order is {order.dtype} {order.shape}, expected a 1-d integer array"
+    return None

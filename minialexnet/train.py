@@ -6,6 +6,34 @@ tests the result. A resumed run continues from its checkpoint's exact state (``R
 parameters, velocities, position in the epoch, and every random generator), so it ends with
 the same parameters, bit for bit, as a run that was never interrupted; the checkpoint file is
 read once.
+
+Option values are checked when a ``TrainConfig`` is made (``TrainConfig.check``), so Python
+users and the CLI get the same one-line ``ValueError`` naming the option. Before anything
+trains, ``train`` also checks (``preflight``): ``--out`` is a folder it can write to (made,
+and a probe file written atomically) that holds no other run (unless ``--overwrite``), with
+disk space for a checkpoint; the stored dataset fits in the available memory; the validation
+and training splits are both non-empty. Stale temporary files of a killed save are removed.
+
+The resume rule, for options that differ from the saved run (this table is its one statement;
+``FIXED_ON_RESUME`` and ``resume_changes`` carry it out). The saved config is always what is
+used, and every applied change is recorded in the checkpoint's and history.json's
+``changes``: from which epoch and batch (``position``), the old and the new value:
+
+    =========================================  =================================================
+    options                                    on --resume with a different value
+    =========================================  =================================================
+    dataset, data, variant, init, seed,        refused, by name: they define the data, the
+    image_size, mean, val_fraction,            train/val split or the network, so changing
+    activation, lrn, pool, dropout             them would silently make it another run
+    epochs, patience, max_lr_drops, ten_view,  applied: they steer the run, not what it learns
+    out, backend, engine, skip_bad             from (out: the run continues in the new folder)
+    lr, momentum, weight_decay                 applied from the resumed point (lr replaces the
+                                               scheduled rate; later drops divide the new one)
+    random_crop, flip, pca, pca_sigma          applied from the resumed point (pca on: the
+                                               basis is computed on the run's training split)
+    batch_size                                 applied between epochs; refused mid-epoch (the
+                                               position in the epoch is counted in batches)
+    =========================================  =================================================
 """
 
 from __future__ import annotations
@@ -19,18 +47,27 @@ from typing import Any
 
 import numpy as np
 
+from . import preflight
 from .checkpoint import CHECKPOINT_FILE, RunState
-from .data import Dataset, Preprocessor, load_dataset, split_off
+from .data import Dataset, Preprocessor, load_dataset, num_batches, rgb_pca, split_off
 from .data.datasets import stored_size
 from .inference import evaluate
-from .model import ENGINES, Sequential, default_engine, input_size, model_from_config
+from .model import Sequential, default_engine, input_size, model_from_config
 from .optim import SGD, PlateauSchedule, initialize
 from .step import StepFn
+from .train_options import option, option_checks
 from .trainer import Trainer
 
 # Flips and colour shifts keep a photo's class; they would not keep a digit's (a mirrored 2 is
 # not a 2, and the digits are grey), so each dataset has its own defaults for the two switches.
 AUGMENT_DEFAULTS = {"digits": (False, False), "cifar10": (True, True), "folder": (True, True)}
+
+# The resume rule (the table in the module docstring): what defines the run is refused when
+# it changes; everything else is applied from the resumed point and recorded.
+FIXED_ON_RESUME = (
+    *("dataset", "data", "variant", "init", "seed", "image_size", "mean", "val_fraction"),
+    *("activation", "lrn", "pool", "dropout"),
+)
 
 
 class BackendUnavailableError(RuntimeError):
@@ -81,27 +118,30 @@ class TrainConfig:
     dropout: float = 0.5
 
     def __post_init__(self) -> None:
-        self.pool = (int(self.pool[0]), int(self.pool[1]))  # JSON gives a list back
+        self.pool = tuple(self.pool) if isinstance(self.pool, (list, tuple)) else self.pool
         flip, pca = AUGMENT_DEFAULTS.get(self.dataset, (False, False))
         self.flip = flip if self.flip is None else self.flip
         self.pca = pca if self.pca is None else self.pca
-        if self.backend not in ("cpu", "cuda"):
-            raise ValueError(f"TrainConfig: backend must be 'cpu' or 'cuda', got {self.backend!r}")
         self.engine = default_engine() if self.engine is None else self.engine
-        if self.engine not in ENGINES:
-            raise ValueError(
-                f"TrainConfig: engine must be one of {tuple(ENGINES)}, got {self.engine!r}"
-            )
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(
-                f"TrainConfig: epochs and batch_size must be >= 1, got {self.epochs}, "
-                f"{self.batch_size}"
-            )
+        self.check()
+        if self.image_size is None:  # what is used is what is saved
+            self.image_size = stored_size(input_size(self.variant))
+
+    def check(self) -> None:
+        """Raise ``ValueError`` naming the first option whose value is not allowed (as the
+        CLI spells it, with what is expected and what was given), before anything runs."""
+        for name, ok, expected in option_checks(self):
+            if not ok(getattr(self, name)):
+                value = getattr(self, name)
+                raise ValueError(f"{option(name)}: expected {expected}, got {value!r}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        """A config from a dict (a checkpoint's JSON); an unknown key is refused by name."""
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"TrainConfig: unknown options {unknown}")
+        return cls(**values)
 
 
 # ----------------------------------------------------------------------------------------
@@ -109,7 +149,7 @@ class TrainConfig:
 # ----------------------------------------------------------------------------------------
 @dataclass
 class RunResult:
-    completed: bool  # False: stopped by Ctrl-C (a checkpoint was saved)
+    completed: bool  # False: stopped by Ctrl-C or SIGTERM (a checkpoint was saved)
     history: list[dict[str, float]]
     test: dict[str, float] | None
     out: Path | None
@@ -149,11 +189,47 @@ def load_splits(config: TrainConfig, limit: int | None = None) -> tuple[Dataset,
     training split, so the schedule never looks at the test images. ``limit`` keeps only the
     first ``limit`` images of each split (the lessons' quick mode)."""
     size = config.image_size or stored_size(input_size(config.variant))
+    preflight.check_dataset_memory(config.dataset, config.data, size)
     train_full, test = load_dataset(config.dataset, config.data, size, skip_bad=config.skip_bad)
     splits = (*split_off(train_full, config.val_fraction, seed=config.seed), test)
     if limit is None:
         return splits
     return tuple(s.subset(np.arange(min(limit, len(s)))) for s in splits)
+
+
+def resume_changes(config: TrainConfig, state: RunState, where: str) -> dict[str, list[Any]]:
+    """The options ``config`` changes from the run saved in ``state``, as {name: [old, new]},
+    after refusing those that the resume rule (the module docstring) does not let change.
+    ``where`` names the checkpoint in the messages."""
+    try:
+        saved = asdict(TrainConfig.from_dict(state.config))
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{where}: its saved config is not valid ({error})") from None
+    now = asdict(config)
+    changed = {k: [saved[k], now[k]] for k in now if now[k] != saved[k]}
+    for name in FIXED_ON_RESUME:
+        if name in changed:
+            raise ValueError(
+                f"{option(name)}: cannot change on --resume (it defines the run's data, split or "
+                f"network); the run in {where} has {saved[name]!r}, got {now[name]!r}"
+            )
+    if "batch_size" in changed and state.position > 0:
+        raise ValueError(
+            f"--batch-size: cannot change in mid-epoch (the run in {where} stopped after batch "
+            f"{state.position} of epoch {state.epoch + 1} at batch size {saved['batch_size']}); "
+            f"finish the epoch first (--resume with --epochs {state.epoch + 1}), then resume "
+            f"with the new --batch-size"
+        )
+    return changed
+
+
+def apply_augmentation(pre: Preprocessor, config: TrainConfig, train_set: Dataset) -> None:
+    """Switch a resumed run's preprocessor to ``config``'s augmentation (the resume rule)."""
+    pre.random_crop, pre.flip, pre.pca_sigma = config.random_crop, config.flip, config.pca_sigma
+    if not config.pca:
+        pre.pca_eigvals = pre.pca_eigvecs = None
+    elif pre.pca_eigvals is None:  # as Preprocessor.fit would have computed it
+        pre.pca_eigvals, pre.pca_eigvecs = rgb_pca(train_set.images)
 
 
 def train(
@@ -162,18 +238,35 @@ def train(
     resume: RunState | str | Path | None = None,
     splits: tuple[Dataset, Dataset, Dataset] | None = None,
     progress: bool = True,
+    overwrite: bool = False,
+    resumed_from: str | Path | None = None,
 ) -> RunResult:
     """Train as ``config`` says (continuing ``resume``, a checkpoint or its path, if given);
     test at the end. ``splits`` (train, val, test) skips loading the dataset (the lessons pass
-    subsets).
+    subsets). ``config.out`` must not hold another run unless ``overwrite`` (then it is
+    replaced). Options changed on resume follow the resume rule (the module docstring).
+    ``resumed_from`` is the file a ``RunState`` passed as ``resume`` was read from.
     """
     check_backend(config.backend)
-    state = RunState.load(resume) if isinstance(resume, (str, Path)) else resume
+    if isinstance(resume, (str, Path)):
+        resumed_from, resume = resume, RunState.load(resume)
+    state, where = resume, str(resumed_from or "the checkpoint")
+    changed = resume_changes(config, state, where) if state is not None else {}
+    out = Path(config.out) if config.out else None
+    if out is not None:
+        here = Path(resumed_from).parent.resolve() if state and resumed_from else None
+        preflight.prepare_out(out, fresh=here != out.resolve(), overwrite=overwrite)
     train_set, val_set, test_set = splits or load_splits(config)
+    preflight.check_split_sizes(len(train_set), len(val_set), config.val_fraction)
+    if state is not None:
+        check_same_data(state, train_set, where)
     model = build_model(config, len(train_set.classes))
+    if out is not None:  # parameters and velocities, float32 or float64
+        preflight.check_disk_space(out, 2 * sum(p.nbytes for p in model.params().values()))
     optimizer = SGD(model, config.lr, config.momentum, config.weight_decay)
     if state is not None:
         pre = Preprocessor.from_saved(state.preprocess_arrays, state.preprocess)
+        apply_augmentation(pre, config, train_set)
     else:
         pre = Preprocessor.fit(
             train_set,
@@ -184,7 +277,6 @@ def train(
             pca=config.pca,
             pca_sigma=config.pca_sigma,
         )
-    out = Path(config.out) if config.out else None
     trainer = Trainer(
         model,
         optimizer,
@@ -201,7 +293,16 @@ def train(
         progress=progress,
     )
     if state is not None:
-        trainer.restore(state)
+        try:
+            trainer.restore(state)
+        except ValueError as error:  # arrays that do not fit the network: name the file
+            raise ValueError(f"{where}: {error}") from None
+        if "lr" in changed:  # the new rate replaces the scheduled one from here on
+            optimizer.lr = config.lr
+        if changed:
+            trainer.changes.append(
+                {"epoch": state.epoch, "position": state.position, "changed": changed}
+            )
     if config.backend == "cuda":  # after restore: the GPU copies the parameters it starts from
         trainer.step, trainer.sync = cuda_step(model, optimizer)
     if progress:
@@ -211,6 +312,9 @@ def train(
             f"{len(val_set)} val / {len(test_set)} test images, {model.num_params():,} "
             f"parameters, {config.backend} ({config.engine} layers){where}"
         )
+        if changed:
+            shown = (f"{option(k)} {a!r} -> {b!r}" for k, (a, b) in changed.items())
+            print("changed on resume: " + ", ".join(shown))
     if not trainer.fit(config.epochs):
         return RunResult(False, trainer.history, None, out, trainer)
     if trainer.sync is not None:
@@ -219,6 +323,29 @@ def train(
     if out is not None:
         trainer.write_history(test)
     return RunResult(True, trainer.history, test, out, trainer)
+
+
+def check_same_data(state: RunState, train_set: Dataset, where: str) -> None:
+    """A resumed run must see the data it was trained on: same classes and, mid-epoch, a
+    training split as long as the saved batch order (else batches would index other images)."""
+    if list(train_set.classes) != list(state.classes):
+        raise ValueError(
+            f"{where}: the run was trained on classes {state.classes}, the data now has "
+            f"{list(train_set.classes)}"
+        )
+    order = state.order
+    if state.position > 0 and (
+        order is None or state.position >= num_batches(len(order), state.config["batch_size"])
+    ):
+        raise ValueError(f"{where}: position {state.position} is not inside its epoch's batches")
+    if order is not None and (
+        len(order) != len(train_set)
+        or (len(order) and not 0 <= int(order.min()) <= int(order.max()) < len(train_set))
+    ):
+        raise ValueError(
+            f"{where}: its epoch order covers {len(state.order)} images, the training split "
+            f"now has {len(train_set)}; the data changed since the run was saved"
+        )
 
 
 def default_out(config: TrainConfig) -> str:
@@ -230,17 +357,18 @@ def run_train(given: dict[str, Any]) -> int:
     """``python -m minialexnet train``: ``given`` holds only the options the user typed, so that
     ``--resume`` takes everything else from the checkpoint's own config."""
     resume = given.pop("resume", None)
+    overwrite = bool(given.pop("overwrite", False))
     try:
         state = None
         if resume is not None:  # read once: its config here, the rest in train()
             state = RunState.load(resume)
-            config = TrainConfig.from_dict(
-                {**state.config, "out": str(Path(resume).parent), **given}
-            )
+            saved = {**state.config, "out": str(Path(resume).parent)}
+            TrainConfig.from_dict(saved)  # a damaged saved config is named as the file's
+            config = TrainConfig.from_dict({**saved, **given})
         else:
             config = TrainConfig(**given)
             config.out = config.out or default_out(config)
-        result = train(config, resume=state)
+        result = train(config, resume=state, overwrite=overwrite, resumed_from=resume)
     except (BackendUnavailableError, ValueError, FileNotFoundError) as error:
         print(f"train: {error}", file=sys.stderr)
         return 2
@@ -248,7 +376,7 @@ def run_train(given: dict[str, Any]) -> int:
         print("train: aborted without saving", file=sys.stderr)
         return 130
     if not result.completed:
-        return 130  # the shell's code for "stopped by Ctrl-C"
+        return 128 + (result.trainer.stop_signal or 2)  # the shell's code for "stopped by it"
     test = result.test
     views = "multi-view" if config.ten_view else "centre crop"
     print(

@@ -3,8 +3,9 @@
 It shuffles the training split every epoch, augments each batch, shows a progress bar (loss,
 accuracy, images/s), evaluates on the validation split after every epoch, divides the learning
 rate by 10 on plateaus, and — given an output folder — writes a checkpoint, ``history.json``
-and ``curves.png`` after every epoch. Ctrl-C finishes the current step, saves a checkpoint and
-stops; a second Ctrl-C aborts at once. ``state()`` is the whole run as a ``RunState`` (what a
+and ``curves.png`` after every epoch. Ctrl-C (SIGINT) or SIGTERM (what ``kill``, a batch
+scheduler or a shutting-down machine sends) finishes the current step, saves a checkpoint and
+stops; a second one aborts at once. ``state()`` is the whole run as a ``RunState`` (what a
 checkpoint holds) and ``restore`` puts one back, so a resumed run continues bit for bit.
 """
 
@@ -76,6 +77,9 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self.step_log: list[tuple[float, float]] = []
         self.stop_requested = False
+        self.stop_signal: int | None = None  # the signal that asked to stop (SIGINT, SIGTERM)
+        # options changed on resume, as applied (the resume rule: train.py): part of the record
+        self.changes: list[dict[str, Any]] = []
         self.images_per_s = 0.0  # speed over the last (part of an) epoch this process ran
         if self.step is None:
             self.step = lambda x, y: train_step(self.model, self.optimizer, x, y)
@@ -165,7 +169,11 @@ class Trainer:
     def write_history(self, test: dict[str, float] | None = None) -> None:
         from .plots import plot_training_curves, save_figure
 
-        record: dict[str, Any] = {"config": self.config, "epochs": self.history}
+        record: dict[str, Any] = {
+            "config": self.config,
+            "changes": self.changes,
+            "epochs": self.history,
+        }
         if test is not None:
             record["test"] = test
         atomic_write_text(self.out / "history.json", json.dumps(record, indent=1))
@@ -196,6 +204,7 @@ class Trainer:
             dropout_rngs=generator_states(self.model),
             totals=asdict(self.totals),
             history=self.history,
+            changes=self.changes,
         )
 
     def restore(self, state: RunState) -> None:
@@ -207,30 +216,46 @@ class Trainer:
         if self.schedule is not None and state.schedule is not None:
             self.schedule.load_state(state.schedule)
         self.rng.bit_generator.state = state.rng
+        if set(state.dropout_rngs) != set(generator_states(self.model)):
+            raise ValueError(
+                f"checkpoint dropout generators {sorted(state.dropout_rngs)} do not match the "
+                f"model's dropout layers {sorted(generator_states(self.model))}"
+            )
         for name, saved in state.dropout_rngs.items():
             self.model.layers[name].rng.bit_generator.state = saved
         self.totals = EpochTotals(**state.totals)
         self.history = list(state.history)
+        self.changes = list(state.changes)
 
     @contextlib.contextmanager
     def _ctrl_c_stops(self) -> Iterator[None]:
-        """First Ctrl-C: finish this step, checkpoint, stop. Second: KeyboardInterrupt."""
+        """First Ctrl-C or SIGTERM: finish this step, checkpoint, stop. Second: abort
+        (KeyboardInterrupt), without saving."""
+        names = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
 
         def handler(signum: int, frame: object) -> None:
             if self.stop_requested:
                 raise KeyboardInterrupt
-            self.stop_requested = True
-            tqdm.write("Ctrl-C: stopping after this step (press again to abort without saving)")
+            self.stop_requested, self.stop_signal = True, signum
+            tqdm.write(
+                f"{names.get(signum, signum)}: stopping after this step (press Ctrl-C again "
+                f"to abort without saving)"
+            )
 
+        previous = {}
         try:
-            previous = signal.signal(signal.SIGINT, handler)
+            for signum in names:
+                previous[signum] = signal.signal(signum, handler)
         except ValueError:  # not the main thread: signals cannot be caught here
+            for signum, old in previous.items():
+                signal.signal(signum, old)
             yield
             return
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for signum, old in previous.items():
+                signal.signal(signum, old)
 
 
 def generator_states(model: Sequential) -> dict[str, dict[str, Any]]:

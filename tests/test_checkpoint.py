@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import numpy as np
 import pytest
 
@@ -13,6 +15,7 @@ from minialexnet.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from minialexnet.train import TrainConfig
 
 
 def small_checkpoint(value: float = 1.0) -> Checkpoint:
@@ -96,19 +99,22 @@ def small_run_state() -> RunState:
     return RunState(
         params=ckpt.params,
         velocities=ckpt.velocities,
-        config={"variant": "mini", "seed": 0},
+        config=asdict(TrainConfig()),
         classes=["a", "b"],
-        preprocess={"size": 37, "crop": 32},
+        preprocess={"size": 37, "crop": 32, "random_crop": True, "flip": False, "pca_sigma": 0.1},
         preprocess_arrays={"mean": ckpt.data["mean"]},
         epoch=1,
         position=2,
         order=ckpt.data["order"],
         lr=1e-3,
         schedule={"best": 0.5, "bad_epochs": 1, "drops": 0},
-        rng={"state": 2**100 + 7},
-        dropout_rngs={"drop6": {"state": 3}},
+        rng=np.random.default_rng(1).bit_generator.state,
+        dropout_rngs={"drop6": np.random.default_rng(2).bit_generator.state},
         totals={"loss": 1.5, "errors": 2, "seen": 16},
-        history=[{"epoch": 1, "lr": 1e-3}],
+        history=[
+            {"epoch": 1, "lr": 1e-3, "train_loss": 2.0, "train_error": 0.5}
+            | {"val_loss": 2.1, "val_error": 0.6, "val_top5_error": 0.1, "images_per_s": 9.0}
+        ],
     )
 
 

@@ -65,7 +65,10 @@ def test_fetch_over_http_verifies_and_renames_into_place(server, tmp_path):
     assert (final / "batches.meta.txt").read_bytes() == b"cat\ndog\n"
     assert (final / "classes.txt").read_text() == "n1 one\n"
     assert [p.name for p in dest.iterdir()] == ["toy-batches-bin"]  # no temporary left
-    fetch("toy", dest, source=Source("http://127.0.0.1:9/none", "sha256", "0", "toy-batches-bin"))
+    # done, and marked so: a second fetch downloads nothing (this URL would fail)
+    fetch(
+        "toy", dest, source=Source("http://127.0.0.1:9/none", "sha256", digest, "toy-batches-bin")
+    )
 
 
 def test_fetch_from_a_local_file_url(tmp_path):
@@ -124,3 +127,49 @@ def test_main_reports_failures_in_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(fetch_module, "download", unreachable)
     assert fetch_module.main(["cifar10", "--dest", str(tmp_path)]) == 1
     assert capsys.readouterr().err.strip().endswith("fetch cifar10: network is unreachable")
+
+
+def test_a_finished_fetch_is_marked_and_a_partial_folder_is_never_taken_for_done(tmp_path):
+    archive = tmp_path / "toy.tar.gz"
+    digest = make_archive(archive, GOOD)
+    source = Source(archive.as_uri(), "sha256", digest, "toy-batches-bin")
+    final = fetch("toy", tmp_path / "data", source=source)
+    assert (final / fetch_module.MARKER).read_text().split()[:2] == ["sha256", digest]
+    # a half-filled folder (a killed unpack by hand, an older fetch) was "nothing to do"
+    partial = tmp_path / "other" / "toy-batches-bin"
+    partial.mkdir(parents=True)
+    (partial / "batches.meta.txt").write_bytes(b"cat\n")
+    with pytest.raises(ValueError, match=r"toy-batches-bin has no \.complete marker.*rm -r"):
+        fetch("toy", tmp_path / "other", source=source)
+    assert [p.name for p in partial.iterdir()] == ["batches.meta.txt"]  # not deleted
+    # a folder fetched from another archive is not taken for this one
+    changed = Source(archive.as_uri(), "sha256", "f" * 64, "toy-batches-bin")
+    with pytest.raises(ValueError, match=r"has a \.complete marker for another archive"):
+        fetch("toy", tmp_path / "data", source=changed)
+
+
+def test_the_leftovers_of_a_killed_fetch_are_removed(tmp_path):
+    import subprocess
+
+    dest = tmp_path / "data"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        names = {
+            "stale": f".toy-{dead.pid}-ab12cd34",
+            "legacy": ".toy-q1w2e3r4",  # before the pid was in the name
+            "live": f".toy-{alive.pid}-zz99yy88",  # a fetch running now
+            "other": f".cifar10-{dead.pid}-ab12cd34",  # another dataset's: not this fetch's
+        }
+        for name in names.values():
+            (dest / name).mkdir(parents=True)
+            (dest / name / "archive").write_bytes(b"half a download")
+        archive = tmp_path / "toy.tar.gz"
+        digest = make_archive(archive, GOOD)
+        fetch("toy", dest, source=Source(archive.as_uri(), "sha256", digest, "toy-batches-bin"))
+        left = {p.name for p in dest.iterdir()}
+        assert left == {"toy-batches-bin", names["live"], names["other"]}
+    finally:
+        alive.kill()
+        alive.wait()

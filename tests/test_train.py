@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -133,7 +134,15 @@ def make_trainer(out=None) -> Trainer:
     optimizer = SGD(model, lr=config.lr)
     pre = Preprocessor.fit(SPLITS[0], 32, flip=True, pca=True, pca_sigma=1.0)
     return Trainer(
-        model, optimizer, pre, SPLITS[0], SPLITS[1], batch_size=8, out=out, progress=False
+        model,
+        optimizer,
+        pre,
+        SPLITS[0],
+        SPLITS[1],
+        batch_size=8,
+        out=out,
+        config=asdict(config),  # what a checkpoint must hold to be read back
+        progress=False,
     )
 
 
@@ -192,13 +201,17 @@ def test_config_defaults_follow_the_dataset():
     assert (TrainConfig().flip, TrainConfig().pca) == (False, False)  # digits: no mirror, grey
     assert (TrainConfig(dataset="cifar10").flip, TrainConfig(dataset="folder").pca) == (True, True)
     assert TrainConfig(dataset="cifar10", flip=False).flip is False
-    with pytest.raises(ValueError, match=r"backend must be 'cpu' or 'cuda', got 'tpu'"):
+    with pytest.raises(
+        ValueError, match=r"--backend: expected one of \('cpu', 'cuda'\), got 'tpu'"
+    ):
         TrainConfig(backend="tpu")
 
 
 def test_config_engine_defaults_and_checks():
     assert TrainConfig().engine == TrainConfig(backend="cuda").engine == default_engine()
-    with pytest.raises(ValueError, match=r"engine must be one of \('reference', 'fast'\)"):
+    with pytest.raises(
+        ValueError, match=r"--engine: expected one of \('reference', 'fast'\), got 'turbo'"
+    ):
         TrainConfig(engine="turbo")
 
 

@@ -15,6 +15,7 @@ import pytest
 from datafiles import write_cifar
 from PIL import Image
 
+from minialexnet import checkpoint as checkpoint_module
 from minialexnet.checkpoint import load_checkpoint
 from minialexnet.cli import main
 from minialexnet.train import TrainConfig
@@ -72,14 +73,14 @@ def test_resume_reads_its_checkpoint_once(cifar, tmp_path, monkeypatch):
     # run_train needs the saved config before train() restores the rest: one read serves both
     out = tmp_path / "run"
     assert main(["train", *TINY_RUN, "--data", str(cifar), "--epochs", "1", "--out", str(out)]) == 0
-    checkpoint, reads, real_load = out / "checkpoint.npz", [], np.load
+    checkpoint, reads, real_read = out / "checkpoint.npz", [], checkpoint_module.read_npz
 
-    def counting_load(file, *args, **kwargs):
-        if isinstance(file, (str, os.PathLike)) and Path(file) == checkpoint:
+    def counting_read(file, *args, **kwargs):
+        if Path(file) == checkpoint:
             reads.append(file)
-        return real_load(file, *args, **kwargs)
+        return real_read(file, *args, **kwargs)
 
-    monkeypatch.setattr(np, "load", counting_load)
+    monkeypatch.setattr(checkpoint_module, "read_npz", counting_read)
     assert main(["train", "--resume", str(checkpoint), "--epochs", "2"]) == 0
     assert len(reads) == 1
     assert load_checkpoint(checkpoint).meta["epoch"] == 2
