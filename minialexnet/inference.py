@@ -18,7 +18,15 @@ from typing import Any
 import numpy as np
 
 from .checkpoint import RunState, copy_into
-from .data import Dataset, Preprocessor, batch_slices, load_dataset, read_image, split_off
+from .data import (
+    Dataset,
+    Preprocessor,
+    batch_slices,
+    load_dataset,
+    read_drawn_digit,
+    read_image,
+    split_off,
+)
 from .layers import softmax
 from .model import Sequential, default_engine, model_from_config
 
@@ -135,11 +143,21 @@ def predict_files(
     ten_view: bool = False,
     engine: str | None = None,
 ) -> list[list[tuple[str, float]]]:
-    """For each image file, its ``top`` most probable classes with their probabilities."""
+    """For each image file, its ``top`` most probable classes with their probabilities (all
+    classes when there are fewer than ``top``; ``top`` < 1 is a ValueError).
+
+    Files are read as the checkpoint's training images were made: for a net trained on digits,
+    ``data.drawn.digit_from_drawing`` (one digit on a plain background, either polarity,
+    remade as the dataset's 8×8 digits); otherwise ``read_image`` (shorter side rescaled,
+    centre crop), like the image-folder and CIFAR loaders.
+    """
+    if top < 1:
+        raise ValueError(f"--top must be at least 1, got {top}")
     trained = load_trained(path, engine=engine)
-    images = np.stack([read_image(f, trained.pre.size) for f in files])
+    read = read_drawn_digit if trained.config.get("dataset") == "digits" else read_image
+    images = np.stack([read(f, trained.pre.size) for f in files])
     prob = predict_proba(trained.model, trained.pre, images, ten_view=ten_view)
-    best = np.argsort(-prob, axis=1)[:, :top]
+    best = np.argsort(-prob, axis=1, kind="stable")[:, :top]
     return [
         [(trained.classes[c], float(p[c])) for c in row] for p, row in zip(prob, best, strict=True)
     ]

@@ -1,7 +1,10 @@
-"""Small dataset files written by the tests: CIFAR-10 binary batches and image folders."""
+"""Small dataset files written by the tests: CIFAR-10 binary batches, image folders, and a PNG
+whose header claims a huge size."""
 
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -44,3 +47,15 @@ def write_folder(root: Path, counts: dict[str, int], fmt: str = "PNG") -> Path:
             size = (40 + 7 * i, 30)  # landscape images of different widths
             Image.new("RGB", size, COLORS[cls]).save(root / cls / f"{i}.{fmt.lower()}", fmt)
     return root
+
+
+def write_forged_png(path: Path, width: int, height: int) -> Path:
+    """A real 1×1 grey PNG whose header (IHDR) claims ``width`` × ``height`` pixels, with the
+    header's CRC fixed: about 70 bytes that Pillow opens as a huge image."""
+    Image.new("L", (1, 1), 0).save(path, "PNG")
+    data = bytearray(path.read_bytes())
+    assert data[12:16] == b"IHDR"  # after the 8-byte signature and the chunk's length
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    path.write_bytes(bytes(data))
+    return path

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from datafiles import CIFAR_CLASSES, COLORS, cifar_record, write_cifar, write_folder
+from datafiles import (
+    CIFAR_CLASSES,
+    COLORS,
+    cifar_record,
+    write_cifar,
+    write_folder,
+    write_forged_png,
+)
 from PIL import Image
 
 from minialexnet.data import (
@@ -125,6 +132,72 @@ def test_a_truncated_jpeg_is_an_error_naming_it_or_skipped_on_request(tmp_path):
     with pytest.warns(UserWarning, match=r"skipped 1 unreadable files \(first: .*big.jpeg\)"):
         train, test = load_image_folder(root, size=8, skip_bad=True)
     assert len(train) + len(test) == 10
+
+
+def test_a_decompression_bomb_is_an_error_naming_it_or_skipped_and_counted(tmp_path):
+    root = write_folder(tmp_path / "flat", {"cat": 5, "dog": 5})
+    write_forged_png(root / "dog" / "huge.png", 20000, 20000)
+    with pytest.raises(ValueError, match=r"huge.png: refused as a possible decompression bomb"):
+        load_image_folder(root, size=8)
+    with pytest.warns(UserWarning, match=r"skipped 1 unreadable files \(first: .*huge.png\)"):
+        train, test = load_image_folder(root, size=8, skip_bad=True)
+    assert len(train) + len(test) == 10
+
+
+def test_an_empty_class_folder_is_refused_naming_it(tmp_path):
+    # it would still be a class (a label, an output of the net) with no image to learn from
+    root = write_folder(tmp_path / "ds" / "train", {"cat": 2, "dog": 2}).parent
+    write_folder(root / "val", {"cat": 1, "dog": 1})
+    (root / "train" / "emu").mkdir()
+    with pytest.raises(ValueError, match=r"train/emu: empty class folder"):
+        load_image_folder(root, size=8)
+    (root / "train" / "emu").rmdir()
+    (root / "val" / "dog" / "0.png").unlink()
+    with pytest.raises(ValueError, match=r"val/dog: empty class folder"):
+        load_image_folder(root, size=8)
+
+
+def test_a_class_whose_every_image_is_skipped_is_refused_naming_it(tmp_path):
+    root = write_folder(tmp_path / "flat", {"cat": 3, "dog": 3})
+    write_folder(root, {"eel": 0})
+    (root / "eel" / "notes.txt").write_text("not a picture")
+    with (
+        pytest.warns(UserWarning, match=r"skipped 1 unreadable files"),
+        pytest.raises(ValueError, match=r"eel: no readable image in this class folder"),
+    ):
+        load_image_folder(root, size=8, skip_bad=True)
+
+
+def test_a_single_class_is_refused_naming_the_folder(tmp_path):
+    root = write_folder(tmp_path / "flat", {"cat": 4})
+    with pytest.raises(ValueError, match=r"flat: only one class folder \(cat\)"):
+        load_image_folder(root, size=8)
+
+
+def test_a_val_class_folder_that_train_lacks_is_refused_naming_it(tmp_path):
+    write_folder(tmp_path / "ds" / "train", {"cat": 2, "dog": 2})
+    write_folder(tmp_path / "ds" / "val", {"cat": 1, "dog": 1, "eel": 1})
+    with pytest.raises(ValueError, match=r"val/eel: class folder that .*train lacks"):
+        load_image_folder(tmp_path / "ds", size=8)
+
+
+def test_class_name_files_that_are_not_text_are_errors_naming_them(tmp_path):
+    not_text = b"\x89PNG\r\n\x1a\n\xff\xfe"  # what a misplaced image starts with
+    root = write_folder(tmp_path / "flat", {"cat": 2, "dog": 2})
+    (root / "classes.txt").write_bytes(not_text)
+    with pytest.raises(ValueError, match=r"classes.txt: not a UTF-8 text file"):
+        load_image_folder(root, size=8)
+    cifar = write_cifar(tmp_path / "cifar")
+    (cifar / "batches.meta.txt").write_bytes(not_text)
+    with pytest.raises(ValueError, match=r"batches.meta.txt: not a UTF-8 text file"):
+        load_cifar10(cifar)
+
+
+def test_class_name_files_may_start_with_a_byte_order_mark(tmp_path):
+    root = write_folder(tmp_path / "flat", {"cat": 2, "dog": 2})
+    (root / "classes.txt").write_text("\ufeffcat Felis catus\ndog Canis\n", encoding="utf-8")
+    train, _ = load_image_folder(root, size=8)
+    assert train.classes == ("Felis catus", "Canis")
 
 
 def test_train_without_val_and_missing_folders_are_errors(tmp_path):

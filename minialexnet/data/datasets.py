@@ -12,8 +12,11 @@ rescaled to S, then the central S×S crop. The network then sees random crops of
 input size from these (224 of 256 in the paper); ``stored_size`` keeps that 256/224 ratio.
 
 A file that cannot be read is an error naming the file: a truncated CIFAR batch, a class list
-that does not match the labels, a non-image in a class folder. Only ``skip_bad=True`` skips
-unreadable images, and it says how many it skipped.
+that does not match the labels or is not text, a non-image in a class folder, an image over
+Pillow's decompression-bomb limit or in a mode whose range cannot be known (``images``: the
+decode rules). Only ``skip_bad=True`` skips unreadable images, and it says how many it skipped.
+A folder layout that would silently change the classes is refused, naming the folder: an empty
+class folder, a single class, a class folder in val/ that train/ lacks.
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from tqdm import tqdm
+
+from .images import decode_image
 
 DATASETS = ("digits", "cifar10", "folder")
 CIFAR_RECORD = 1 + 3 * 32 * 32  # one label byte, then 1024 R, 1024 G, 1024 B bytes (row-major)
@@ -117,15 +122,19 @@ def resize_center_crop(image: Image.Image, size: int) -> np.ndarray:
 
 
 def read_image(path: str | Path, size: int) -> np.ndarray:
-    """Decode one image file into (3, size, size) uint8, or raise ValueError naming the file."""
+    """Decode one image file (``images.decode_image``'s rules) into (3, size, size) uint8, or
+    raise ValueError (FileNotFoundError when missing) naming the file."""
+    return resize_center_crop(decode_image(path), size)
+
+
+def read_text_file(path: Path) -> str:
+    """A class-name file's text (UTF-8, a byte-order mark allowed), or ValueError naming it."""
     try:
-        with Image.open(path) as image:
-            image.load()  # decode now, so a truncated file fails here and not later
-            return resize_center_crop(image, size)
-    except UnidentifiedImageError:
-        raise ValueError(f"{path}: not an image Pillow can read (JPEG, PNG, ...)") from None
-    except (OSError, SyntaxError) as error:  # Pillow reports truncated data as OSError
-        raise ValueError(f"{path}: cannot decode the image ({error})") from None
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{path}: not a UTF-8 text file (undecodable byte at offset {error.start})"
+        ) from None
 
 
 # ----------------------------------------------------------------------------------------
@@ -145,18 +154,25 @@ def load_digits(size: int = 37, test_fraction: float = 0.2) -> tuple[Dataset, Da
     from sklearn.datasets import load_digits as sklearn_digits
 
     bunch = sklearn_digits()
-    digit_size = round(size / STORED_PER_INPUT)  # the net's input side for this stored side
-    top = (size - digit_size) // 2
-    images = np.zeros((len(bunch.images), 3, size, size), dtype=np.uint8)
-    for i, digit in enumerate(bunch.images):
-        grey = Image.fromarray((digit * (255 / 16)).astype(np.float32))  # mode "F"
-        big = np.asarray(grey.resize((digit_size, digit_size), Image.Resampling.BILINEAR))
-        end = top + digit_size
-        images[i, :, top:end, top:end] = np.clip(np.rint(big), 0, 255).astype(np.uint8)
     classes = tuple(str(d) for d in range(10))
-    full = Dataset(images, bunch.target.astype(np.int64), classes, "digits")
+    full = Dataset(
+        digits_canvas(bunch.images, size), bunch.target.astype(np.int64), classes, "digits"
+    )
     train, test = split_off(full, test_fraction, seed=0)
     return replace(train, name="digits-train"), replace(test, name="digits-test")
+
+
+def digits_canvas(digits: np.ndarray, size: int) -> np.ndarray:
+    """8×8 digits (N, 8, 8), grey levels 0..16, as ``load_digits`` stores them: (N, 3, size,
+    size) uint8, each enlarged to the net's input side and centred on a black canvas."""
+    digit_size = round(size / STORED_PER_INPUT)  # the net's input side for this stored side
+    top, end = (size - digit_size) // 2, (size - digit_size) // 2 + digit_size
+    images = np.zeros((len(digits), 3, size, size), dtype=np.uint8)
+    for i, digit in enumerate(digits):
+        grey = Image.fromarray((digit * (255 / 16)).astype(np.float32))  # mode "F"
+        big = np.asarray(grey.resize((digit_size, digit_size), Image.Resampling.BILINEAR))
+        images[i, :, top:end, top:end] = np.clip(np.rint(big), 0, 255).astype(np.uint8)
+    return images
 
 
 # ----------------------------------------------------------------------------------------
@@ -202,7 +218,8 @@ def load_cifar10(root: str | Path, size: int = 32) -> tuple[Dataset, Dataset]:
             f"{meta}: not found; is {root} the extracted cifar-10-batches-bin folder? "
             f"(python data/fetch.py cifar10)"
         )
-    classes = tuple(line.strip() for line in meta.read_text().splitlines() if line.strip())
+    text = read_text_file(meta)
+    classes = tuple(line.strip() for line in text.splitlines() if line.strip())
     if len(classes) != 10:
         raise ValueError(f"{meta}: expected 10 class names, found {len(classes)}")
     splits = []
@@ -225,7 +242,7 @@ def read_class_names(root: Path, folders: list[str]) -> tuple[str, ...]:
     if not path.is_file():
         return tuple(folders)
     names = {}
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(read_text_file(path).splitlines(), start=1):
         if line.strip():
             folder, _, name = line.strip().partition(" ")
             names[folder] = name.strip() or folder
@@ -238,19 +255,30 @@ def read_class_names(root: Path, folders: list[str]) -> tuple[str, ...]:
     return tuple(names[f] for f in folders)
 
 
+def class_folders(split_root: Path) -> list[str]:
+    """The sorted names of the class folders of a split (hidden folders excepted)."""
+    return sorted(p.name for p in split_root.iterdir() if p.is_dir() and p.name[0] != ".")
+
+
 def load_folder_split(
     split_root: Path, folders: list[str], classes: tuple[str, ...], size: int, skip_bad: bool
 ) -> Dataset:
-    """Read every file of every class folder (hidden files excepted) into one Dataset."""
+    """Read every file of every class folder (hidden files excepted) into one Dataset.
+
+    A class folder with no files, or none readable (``skip_bad``), is refused: its class would
+    still count in the labels while no image of it is trained on (or tested)."""
     files: list[tuple[Path, int]] = []
     for label, folder in enumerate(folders):
         class_dir = split_root / folder
         if not class_dir.is_dir():
             raise FileNotFoundError(f"{class_dir}: class folder missing from this split")
         members = sorted(p for p in class_dir.iterdir() if p.is_file() and p.name[0] != ".")
+        if not members:
+            raise ValueError(
+                f"{class_dir}: empty class folder (every class folder is a class): add images "
+                f"or remove it"
+            )
         files += [(p, label) for p in members]
-    if not files:
-        raise ValueError(f"{split_root}: no image files in the class folders")
     images = np.empty((len(files), 3, size, size), dtype=np.uint8)
     labels = np.empty(len(files), dtype=np.int64)
     kept, skipped = 0, []
@@ -269,6 +297,10 @@ def load_folder_split(
             f"{split_root}: skipped {len(skipped)} unreadable files (first: {skipped[0]})",
             stacklevel=2,
         )
+        counts = np.bincount(labels[:kept], minlength=len(folders))
+        if counts.min() == 0:
+            lost = split_root / folders[int(counts.argmin())]
+            raise ValueError(f"{lost}: no readable image in this class folder (all skipped)")
     return Dataset(images[:kept], labels[:kept], classes, split_root.name)
 
 
@@ -287,6 +319,8 @@ def load_image_folder(
     renamed by an optional ``root/classes.txt``.
     """
     root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"{root}: is a file, not an image folder (root/<class>/<image>)")
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: image folder not found")
     train_dir, test_dir = root, None
@@ -295,9 +329,20 @@ def load_image_folder(
         test_dir = next((root / n for n in ("val", "test") if (root / n).is_dir()), None)
         if test_dir is None:
             raise FileNotFoundError(f"{root}: has train/ but neither val/ nor test/")
-    folders = sorted(p.name for p in train_dir.iterdir() if p.is_dir() and p.name[0] != ".")
+    folders = class_folders(train_dir)
     if not folders:
         raise ValueError(f"{train_dir}: no class folders (expected {train_dir}/<class>/<image>)")
+    if len(folders) == 1:
+        raise ValueError(
+            f"{train_dir}: only one class folder ({folders[0]}); a classifier needs at least 2"
+        )
+    if test_dir is not None:
+        unknown = sorted(set(class_folders(test_dir)) - set(folders))
+        if unknown:
+            raise ValueError(
+                f"{test_dir / unknown[0]}: class folder that {train_dir} lacks (the classes are "
+                f"the training split's folders)"
+            )
     classes = read_class_names(root, folders)
     train = load_folder_split(train_dir, folders, classes, size, skip_bad)
     if test_dir is None:
