@@ -10,6 +10,8 @@ from strategies import ConvConfig, conv_configs, random_array
 from minialexnet.gradcheck import check_layer
 from minialexnet.layers import Conv2d
 
+pytestmark = pytest.mark.exercise("conv", "im2col")
+
 
 def forward_backward(conv: Conv2d, x: np.ndarray, dout_seed: int):
     """(out, dx, dW, db) for a random dout drawn in the output's dtype."""

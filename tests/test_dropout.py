@@ -11,6 +11,8 @@ from strategies import batch_shapes, random_array, seeds
 from minialexnet.gradcheck import check_layer
 from minialexnet.layers import Dropout
 
+pytestmark = pytest.mark.exercise("dropout")
+
 MODES = ["paper", "inverted"]
 
 

@@ -1,11 +1,16 @@
 """The teacher's tools: student copies (``exercises``) and grading (``grade``).
 
 This file is left out of student copies (it needs the reference bodies to test against).
+Copies are made from ``snapshot``: a git checkout in a temporary folder holding the project's
+tracked files and its new files that git does not ignore, i.e. the project as it will be
+committed (a copy takes only what git tracks).
 """
 
 from __future__ import annotations
 
+import configparser
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -13,7 +18,16 @@ from pathlib import Path
 
 import pytest
 
-from minialexnet.exercises import find_regions, project_root, strip_regions, write_student_copy
+from minialexnet.cli import main
+from minialexnet.exercises import (
+    find_regions,
+    project_root,
+    strip_regions,
+    tracked_files,
+    unfinished_tag,
+    unfinished_tags,
+    write_student_copy,
+)
 from minialexnet.grade import CHECKS
 
 ROOT = project_root()
@@ -25,6 +39,36 @@ def run_in(copy: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, *args], cwd=copy, env=env, capture_output=True, text=True, timeout=600
     )
+
+
+def git(root: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True)
+
+
+def git_checkout_of(root: Path, names: list[str], into: Path) -> Path:
+    """A new git repository at ``into`` whose index holds ``names`` copied from ``root``."""
+    for name in names:
+        (into / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / name, into / name)
+    git(into, "init", "-q")
+    git(into, "add", "--", *names)
+    return into
+
+
+def project_snapshot(into: Path) -> Path:
+    """The project as it will be committed (see the module docstring), as a git checkout."""
+    listing = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        capture_output=True,
+        check=True,
+    )
+    names = [n for n in listing.stdout.decode().split("\0") if n and (ROOT / n).is_file()]
+    return git_checkout_of(ROOT, names, into)
+
+
+@pytest.fixture(scope="module")
+def snapshot(tmp_path_factory) -> Path:
+    return project_snapshot(tmp_path_factory.mktemp("snapshot"))
 
 
 def test_strip_keeps_the_hint_and_raises():
@@ -49,8 +93,9 @@ def test_strip_keeps_the_hint_and_raises():
     ]
     namespace: dict = {}
     exec("\n".join(student), namespace)
-    with pytest.raises(NotImplementedError, match="exercise demo"):
+    with pytest.raises(NotImplementedError, match="exercise demo") as raised:
         namespace["f"](1)
+    assert unfinished_tag(raised.value) == "demo"  # what the copy's conftest reads back
 
 
 def test_markers_inside_a_string_are_not_regions():
@@ -87,15 +132,16 @@ def test_unknown_layer_and_non_empty_folder_are_refused(tmp_path):
         write_student_copy(tmp_path / "a", ["convolution"])
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "keep.txt").write_text("mine")
-    with pytest.raises(FileExistsError, match="not empty"):
+    with pytest.raises(ValueError, match=r"^exercises: OUTDIR must be a new or empty folder"):
         write_student_copy(tmp_path / "b", ["pool"])
+    assert [p.name for p in (tmp_path / "b").iterdir()] == ["keep.txt"]
 
 
 @pytest.fixture(scope="module")
-def student_copy(tmp_path_factory) -> Path:
+def student_copy(tmp_path_factory, snapshot) -> Path:
     """A student copy with every layer stripped."""
     out = tmp_path_factory.mktemp("student") / "course"
-    write_student_copy(out)
+    write_student_copy(out, root=snapshot)
     return out
 
 
@@ -131,16 +177,21 @@ def test_student_copy_leaves_out_the_gpu_kernels(student_copy):
 
 
 def test_stripped_copy_grades_zero_then_full_marks_with_the_bodies_back(tmp_path):
+    # The copy grades itself (no --student): its own grader, its own layers.
     copy = tmp_path / "course"
     regions = write_student_copy(copy, ["pool", "lrn"])
     assert {r.tag for r in regions} == {"pool", "lrn"}
 
     result = run_in(copy, "-m", "minialexnet", "grade", "--layers", "pool,lrn,linear")
     assert result.returncode == 1, result.stdout + result.stderr
-    rows = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
-    assert "not implemented" in rows["pool"] and rows["pool"].rstrip().endswith("0 / 10")
-    assert "not implemented" in rows["lrn"] and rows["lrn"].rstrip().endswith("0 / 10")
-    assert rows["linear"].rstrip().endswith("10 / 10")
+    lines = result.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("layer ")) + 2
+    table = lines[start : start + next(i for i, line in enumerate(lines[start:]) if line[0] == "-")]
+    by_layer = {layer: [row for row in table if row.split()[0] == layer] for layer in CHECKS}
+    for layer in ("pool", "lrn"):  # a row per function: the forwards not implemented, 0 points
+        assert any("not implemented" in row for row in by_layer[layer]), table
+        assert all(row.split()[-3] == "0" for row in by_layer[layer]), table
+    assert all(row.split()[-3] == row.split()[-1] for row in by_layer["linear"]), table
     assert "Traceback" not in result.stdout + result.stderr
 
     for region in regions:  # the teacher puts the reference bodies back
@@ -151,12 +202,135 @@ def test_stripped_copy_grades_zero_then_full_marks_with_the_bodies_back(tmp_path
     assert result.stdout.splitlines()[-1].split()[-3:] == ["30", "/", "30"]
 
 
-def test_student_copy_tests_fail_exactly_on_the_stripped_layer(tmp_path):
-    copy = tmp_path / "course"
-    write_student_copy(copy, ["pool"])
-    stripped = run_in(copy, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_pool.py")
-    assert stripped.returncode == 1, stripped.stdout[-2000:]
-    assert "NotImplementedError" in stripped.stdout
-    pytest_args = ("-m", "pytest", "-q", "-p", "no:cacheprovider")
-    untouched = run_in(copy, *pytest_args, "tests/test_lrn.py", "tests/test_linear.py")
-    assert untouched.returncode == 0, untouched.stdout[-2000:]
+# -- what a copy holds ------------------------------------------------------------------------
+def make_project(root: Path, *, tracked: bool = True) -> Path:
+    """A tiny project with one exercise, a test, a README and a setup.cfg naming numba."""
+    files = {
+        "README.md": "# teacher's README: see minialexnet/cuda/\n",
+        "setup.cfg": "[metadata]\nname = demo\n[options]\ninstall_requires =\n"
+        "    numpy\n    numba>=0.59\n",
+        "minialexnet/layers/demo.py": "def f(x):\n    # EXERCISE demo: double x.\n"
+        "    return 2 * x\n    # END EXERCISE\n",
+        "tests/test_demo.py": "def test_f():\n    pass\n",
+    }
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    if tracked:
+        git(root, "init", "-q")
+        git(root, "add", "--", *files)
+    return root
+
+
+def test_a_copy_takes_only_the_files_git_tracks(tmp_path):
+    # The tester's finding: untracked files of the teacher's checkout reached the copy.
+    root = make_project(tmp_path / "teacher")
+    (root / "teacher_solutions.md").write_text("the answers")
+    (root / "tests" / "test_my_solution.py").write_text("def test_x(): pass\n")
+    (root / "tests" / "test_demo.py").unlink()  # tracked, deleted from the work tree
+    assert [p.name for p in tracked_files(root)] == ["README.md", "demo.py", "setup.cfg"]
+    write_student_copy(tmp_path / "course", root=root)
+    copied = sorted(
+        p.relative_to(tmp_path / "course").as_posix()
+        for p in (tmp_path / "course").rglob("*")
+        if p.is_file()
+    )
+    assert copied == ["README.md", "minialexnet/layers/demo.py", "setup.cfg"]
+
+
+def test_a_root_that_is_not_a_git_checkout_is_refused(tmp_path):
+    root = make_project(tmp_path / "unpacked", tracked=False)
+    with pytest.raises(FileNotFoundError, match=r"^exercises: .*unpacked must be a git checkout"):
+        write_student_copy(tmp_path / "course", root=root)
+    assert not (tmp_path / "course").exists()
+
+
+def test_only_a_copy_has_unfinished_exercises(snapshot, tmp_path):
+    # The copy's conftest skips tests only where exercises are stripped: never in the
+    # teacher's checkout, whose docs and README template show the raise line as text.
+    assert unfinished_tags(ROOT / "minialexnet") == set()
+    write_student_copy(tmp_path / "course", ["pool", "lrn"], root=snapshot)
+    assert unfinished_tags(tmp_path / "course" / "minialexnet") == {"pool", "lrn"}
+    (tmp_path / "course" / "minialexnet" / "layers" / "pool.py").write_text("def broken(:\n")
+    assert unfinished_tags(tmp_path / "course" / "minialexnet") == {"lrn"}
+
+
+def test_stripping_conv_strips_im2col_too(snapshot, tmp_path):
+    # The loop convolution and the im2col one compute the same thing: a copy that kept either
+    # would hand over the other's answer.
+    for asked in ("conv", "im2col"):
+        regions = write_student_copy(tmp_path / asked, [asked], root=snapshot)
+        assert {r.tag for r in regions} == {"conv", "im2col"}
+
+
+def test_the_copys_readme_and_setup_cfg_fit_what_it_holds(student_copy, snapshot):
+    # The tester's finding: the copy's README documented cuda/ and lesson 09, and its setup.cfg
+    # installed numba-cuda and ~130 MB of NVIDIA wheels.
+    config = configparser.ConfigParser(interpolation=None)
+    config.read(student_copy / "setup.cfg")
+    lists = [config["options"]["install_requires"]]
+    lists += [config["options.extras_require"][key] for key in config["options.extras_require"]]
+    names = {re.match(r"[A-Za-z0-9_.-]+", req)[0].lower() for v in lists for req in v.split()}
+    assert {"numpy", "matplotlib", "pytest", "hypothesis"} <= names
+    assert sorted(n for n in names if n.startswith(("numba", "nvidia"))) == []
+    readme = (student_copy / "README.md").read_text()
+    for absent in ("minialexnet/cuda", "minialexnet/fast", "09_gpu", "numba", "gpu_check"):
+        assert absent not in readme.lower(), absent
+    stripped = write_student_copy(student_copy.parent / "again", root=snapshot)
+    for region in stripped:  # every exercise is listed with its place
+        assert f"`{region.path.relative_to(snapshot).as_posix()}:{region.begin + 1}`" in readme
+    assert "python -m pytest tests/test_pool.py" in readme
+    # Nothing left in the copy needs numba: every module imports with numba unimportable.
+    code = (
+        "import importlib, pkgutil, sys; sys.modules['numba'] = None; import minialexnet\n"
+        "for m in pkgutil.walk_packages(minialexnet.__path__, 'minialexnet.'):\n"
+        "    if not m.name.endswith('__main__'): importlib.import_module(m.name)\n"
+        "print(minialexnet.__file__)"
+    )
+    result = run_in(student_copy, "-c", code)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == str(student_copy / "minialexnet" / "__init__.py")
+
+
+def test_a_full_copy_collects_its_tests_without_errors(student_copy):
+    result = run_in(student_copy, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    "where", ["a file", "below a file", "the project root", "inside the project"]
+)
+def test_exercises_onto_a_file_or_into_the_project_is_one_line_and_exit_2(where, tmp_path, capsys):
+    # The tester's finding: `exercises some_file.txt` gave a traceback.
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    target = {"a file": notes, "below a file": notes / "course", "the project root": ROOT}.get(
+        where, ROOT / "course"
+    )
+    assert main(["exercises", str(target), "--layers", "pool"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("exercises: OUTDIR must be"), err
+    assert str(target) in err
+    assert not (ROOT / "course").exists()
+    assert notes.read_text() == "mine"
+
+
+def test_exercises_into_a_relative_path_or_an_empty_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["exercises", "course", "--layers", "sgd"]) == 0
+    assert "wrote a student copy to course" in capsys.readouterr().out
+    assert "raise NotImplementedError" in (tmp_path / "course/minialexnet/optim.py").read_text()
+    (tmp_path / "empty").mkdir()
+    assert main(["exercises", str(tmp_path / "empty"), "--layers", "sgd"]) == 0
+    assert (tmp_path / "empty" / "setup.cfg").is_file()
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="ExceptionGroup is Python 3.11+")
+def test_unfinished_tag_reads_the_exercise_from_the_error():
+    assert unfinished_tag(NotImplementedError("exercise pool: the window maxima.")) == "pool"
+    assert unfinished_tag(NotImplementedError("subclasses implement this")) is None
+    assert unfinished_tag(ValueError("exercise pool: not a NotImplementedError")) is None
+    same = [NotImplementedError("exercise lrn: a"), NotImplementedError("exercise lrn: b")]
+    assert unfinished_tag(ExceptionGroup("hypothesis", same)) == "lrn"  # noqa: F821
+    mixed = [NotImplementedError("exercise lrn: a"), ValueError("a real bug")]
+    assert unfinished_tag(ExceptionGroup("hypothesis", mixed)) is None  # noqa: F821

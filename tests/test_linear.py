@@ -11,6 +11,8 @@ from strategies import random_array, seeds
 from minialexnet.gradcheck import check_layer
 from minialexnet.layers import Flatten, Linear
 
+pytestmark = pytest.mark.exercise("linear")
+
 
 def random_linear(d_in: int, d_out: int, seed: int, dtype: type = np.float64) -> Linear:
     layer = Linear(d_in, d_out, rng=np.random.default_rng(seed), dtype=dtype)

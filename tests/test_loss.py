@@ -1,4 +1,5 @@
-"""Softmax cross-entropy: a direct formula, huge logits, the gradient, bad labels."""
+"""Softmax cross-entropy: the properties that define softmax, values worked out by hand, huge
+logits, finite differences, bad labels. No second implementation of the loss."""
 
 from __future__ import annotations
 
@@ -11,27 +12,46 @@ from strategies import random_array, seeds
 from minialexnet.gradcheck import check_array_gradient
 from minialexnet.layers import softmax, softmax_cross_entropy
 
-
-def direct_loss(logits: np.ndarray, labels: np.ndarray) -> float:
-    """-mean log(exp(z_y) / sum exp(z)), written literally (fine for moderate logits)."""
-    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-    return float(-np.mean(np.log(p[np.arange(len(labels)), labels])))
+pytestmark = pytest.mark.exercise("loss")
 
 
 @settings(deadline=None, max_examples=20)
 @given(st.integers(1, 5), st.integers(2, 8), seeds)
-def test_matches_the_direct_formula_and_finite_differences(n, k, seed):
+def test_softmax_properties_and_finite_differences(n, k, seed):
     logits = random_array((n, k), seed) * 3
     labels = np.random.default_rng(seed).integers(0, k, n)
+    # softmax is fixed by two facts: its rows sum to 1, and log p - z is the same for every
+    # entry of a row (p_a / p_b = exp(z_a - z_b)).
+    p = softmax(logits)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-14)
+    gap = np.log(p) - logits
+    np.testing.assert_allclose(gap, gap[:, :1] + np.zeros_like(gap), rtol=1e-12, atol=1e-12)
+    # The loss is the mean of -log p[n, y_n], and adding a constant to a row changes nothing.
     loss, dlogits = softmax_cross_entropy(logits, labels)
-    assert loss == pytest.approx(direct_loss(logits, labels), rel=1e-12)
-    # dL/dlogits = (softmax - onehot) / N, and against central differences:
-    onehot = np.eye(k)[labels]
-    np.testing.assert_allclose(dlogits, (softmax(logits) - onehot) / n, rtol=1e-12, atol=1e-15)
+    assert loss == pytest.approx(-np.log(p[np.arange(n), labels]).mean(), rel=1e-12)
+    shifted = logits + random_array((n, 1), seed + 1) * 10
+    loss2, dlogits2 = softmax_cross_entropy(shifted, labels)
+    assert loss2 == pytest.approx(loss, rel=1e-12)
+    np.testing.assert_allclose(dlogits2, dlogits, rtol=1e-10, atol=1e-14)
+    # dL/dlogits: each row sums to 0 (shifting a row is a direction of zero change), and it
+    # matches central differences.
+    np.testing.assert_allclose(dlogits.sum(axis=1), 0, atol=1e-15)
     check = check_array_gradient(
         "logits", lambda: softmax_cross_entropy(logits, labels)[0], logits, dlogits
     )
     assert check.max_rel_error < 1e-6, check
+
+
+def test_by_hand():
+    # logits [0, ln 2, ln 5]: exp = [1, 2, 5], sum 8, p = [1/8, 2/8, 5/8].
+    # Labels [0, 2] on two such rows: loss = (-ln(1/8) - ln(5/8)) / 2 = (ln 8 + ln(8/5)) / 2.
+    # dL/dlogits = (p - onehot) / N = [[1/8 - 1, 2/8, 5/8], [1/8, 2/8, 5/8 - 1]] / 2.
+    logits = np.tile([0.0, np.log(2), np.log(5)], (2, 1))
+    loss, dlogits = softmax_cross_entropy(logits, np.array([0, 2]))
+    assert loss == pytest.approx((np.log(8) + np.log(8 / 5)) / 2, rel=1e-14)
+    expected = np.array([[-7 / 8, 2 / 8, 5 / 8], [1 / 8, 2 / 8, -3 / 8]]) / 2
+    np.testing.assert_allclose(dlogits, expected, rtol=1e-14, atol=1e-16)
+    np.testing.assert_allclose(softmax(logits[:1]), [[1 / 8, 2 / 8, 5 / 8]], rtol=1e-14)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -1,45 +1,93 @@
-"""MaxPool2d: a loop reference with the tie rule, hand-made ties and overlaps, gradient checks."""
+"""MaxPool2d: windows worked out by hand, ties and overlaps, properties every max-pool has,
+gradient checks. No second implementation of the layer: an impulse must show in exactly the
+windows that hold it (the positions follow from the window formula), the maximum commutes with
+increasing maps and moves with the image, and the backward is checked by finite differences."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from strategies import pool_configs, random_array, seeds
 
 from minialexnet.gradcheck import check_layer
 from minialexnet.layers import MaxPool2d
 
+pytestmark = pytest.mark.exercise("pool")
 
-def maxpool_reference(x: np.ndarray, K: int, S: int, dout: np.ndarray):
-    """(out, dx) by looping over every window. The winner of a window is ``np.argmax`` of the
-    window flattened in row-major order: the first maximum, which is the stated tie rule."""
-    N, C, H, W = x.shape
-    OH, OW = (H - K) // S + 1, (W - K) // S + 1
-    out = np.empty((N, C, OH, OW), dtype=x.dtype)
-    dx = np.zeros_like(x)
-    for n, c, i, j in np.ndindex(N, C, OH, OW):
-        window = x[n, c, i * S : i * S + K, j * S : j * S + K]
-        u, v = divmod(int(np.argmax(window)), K)
-        out[n, c, i, j] = window[u, v]
-        dx[n, c, i * S + u, j * S + v] += dout[n, c, i, j]
-    return out, dx
+
+def windows_holding(p: int, K: int, S: int, n_out: int) -> range:
+    """The output positions i whose window rows i*S .. i*S + K - 1 hold input row p: from
+    i*S <= p <= i*S + K - 1, ceil((p - K + 1) / S) <= i <= floor(p / S), within 0 .. n_out - 1."""
+    return range(max(0, -((K - 1 - p) // S)), min(n_out - 1, p // S) + 1)
 
 
 @settings(deadline=None, max_examples=40)
-@given(pool_configs(), st.booleans(), seeds)
-def test_matches_the_loop_reference_including_ties(cfg, many_ties, seed):
+@given(pool_configs(), st.data())
+def test_two_impulses_on_a_flat_image_land_in_exactly_their_windows(cfg, data):
+    # Every pixel is -1 except a = 5 at (p1, q1) and b = 3 at (p2, q2). A window's maximum is
+    # then 5 if it holds (p1, q1), else 3 if it holds (p2, q2), else -1 (a tie of the whole
+    # window: the first pixel in row-major order, its top-left (i*S, j*S), takes the gradient).
+    # An average, a minimum, a second-largest value or a wrong window all miss somewhere.
     shape, K, S = cfg
-    rng = np.random.default_rng(seed)
-    # Values from {0, 1, 2} make most windows tie; continuous values almost never do.
-    x = rng.integers(0, 3, shape).astype(np.float64) if many_ties else rng.standard_normal(shape)
+    N, C, H, W = shape
+    p1, p2 = data.draw(st.integers(0, H - 1)), data.draw(st.integers(0, H - 1))
+    q1, q2 = data.draw(st.integers(0, W - 1)), data.draw(st.integers(0, W - 1))
+    assume((p1, q1) != (p2, q2))
+    x = np.full(shape, -1.0)
+    x[:, :, p1, q1], x[:, :, p2, q2] = 5.0, 3.0
     pool = MaxPool2d(K, S)
     out = pool.forward(x)
-    dout = rng.standard_normal(out.shape)
-    ref_out, ref_dx = maxpool_reference(x, K, S, dout)
-    np.testing.assert_array_equal(out, ref_out)
-    np.testing.assert_allclose(pool.backward(dout), ref_dx, rtol=1e-12, atol=0)
+    OH, OW = (H - K) // S + 1, (W - K) // S + 1
+    rows1, cols1 = windows_holding(p1, K, S, OH), windows_holding(q1, K, S, OW)
+    rows2, cols2 = windows_holding(p2, K, S, OH), windows_holding(q2, K, S, OW)
+    dout = random_array((N, C, OH, OW), seed=data.draw(seeds))
+    expected_out = np.full((N, C, OH, OW), -1.0)
+    expected_dx = np.zeros(shape)
+    for i, j in np.ndindex(OH, OW):
+        if i in rows1 and j in cols1:
+            value, (u, v) = 5.0, (p1, q1)
+        elif i in rows2 and j in cols2:
+            value, (u, v) = 3.0, (p2, q2)
+        else:
+            value, (u, v) = -1.0, (i * S, j * S)
+        expected_out[:, :, i, j] = value
+        expected_dx[:, :, u, v] += dout[:, :, i, j]
+    np.testing.assert_array_equal(out, expected_out)
+    np.testing.assert_allclose(pool.backward(dout), expected_dx, rtol=1e-12, atol=0)
+
+
+@settings(deadline=None, max_examples=30)
+@given(pool_configs(), seeds)
+def test_the_maximum_commutes_with_increasing_maps(cfg, seed):
+    # max(f(window)) = f(max(window)) for increasing f: exactly for 2x + 1 (the same element
+    # wins, or elements that round to the same value), to rounding for exp. An average fails.
+    shape, K, S = cfg
+    x = random_array(shape, seed)
+    out = MaxPool2d(K, S).forward(x)
+    np.testing.assert_array_equal(MaxPool2d(K, S).forward(2 * x + 1), 2 * out + 1)
+    np.testing.assert_allclose(MaxPool2d(K, S).forward(np.exp(x)), np.exp(out), rtol=1e-15)
+
+
+@settings(deadline=None, max_examples=30)
+@given(pool_configs(), seeds)
+def test_shifting_the_image_by_a_stride_shifts_the_output_by_one(cfg, seed):
+    shape, K, S = cfg
+    _, _, H, W = shape
+    x = random_array(shape, seed)
+    out = MaxPool2d(K, S).forward(x)
+    if H - S >= K:  # the image without its first S rows still holds a window
+        down = MaxPool2d(K, S).forward(x[:, :, S:, :])
+        np.testing.assert_array_equal(down, out[:, :, 1 : 1 + down.shape[2], :])
+    if W - S >= K:
+        right = MaxPool2d(K, S).forward(x[:, :, :, S:])
+        np.testing.assert_array_equal(right, out[:, :, :, 1 : 1 + right.shape[3]])
+    # Each window sends its whole gradient to one pixel: dx sums to dout's sum.
+    dout = random_array(out.shape, seed + 1)
+    pool = MaxPool2d(K, S)
+    pool.forward(x)
+    assert pool.backward(dout).sum() == pytest.approx(dout.sum(), rel=1e-12, abs=1e-12)
 
 
 @settings(deadline=None, max_examples=20)
@@ -58,16 +106,36 @@ def test_output_sizes():
 
 
 @pytest.mark.parametrize(("K", "S"), [(3, 2), (2, 2)])
-def test_float32_matches_the_reference(K, S):
-    pool = MaxPool2d(K, S)
+def test_float32_matches_float64(K, S):
+    # The forward picks input values, so float32 equals float64 exactly on float32 inputs. A
+    # pixel that wins up to 4 overlapping windows sums up to 4 float32 gradients: a few float32
+    # ulps (eps 1.2e-7) from the float64 sum at most.
     x = random_array((2, 3, 7, 10), seed=0, dtype=np.float32)
-    out = pool.forward(x)
+    pool32, pool64 = MaxPool2d(K, S), MaxPool2d(K, S)
+    out = pool32.forward(x)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, pool64.forward(x.astype(np.float64)))
     dout = random_array(out.shape, seed=1, dtype=np.float32)
-    ref_out, ref_dx = maxpool_reference(x, K, S, dout)
-    np.testing.assert_array_equal(out, ref_out)
-    # A pixel that wins up to 4 overlapping windows sums up to 4 float32 values, in an order
-    # that may differ from the reference's: a few float32 ulps (eps 1.2e-7) apart at most.
-    np.testing.assert_allclose(pool.backward(dout), ref_dx, rtol=1e-6, atol=1e-6)
+    dx = pool32.backward(dout)
+    assert dx.dtype == np.float32
+    np.testing.assert_allclose(dx, pool64.backward(dout.astype(np.float64)), rtol=1e-6, atol=1e-6)
+
+
+def test_overlapping_windows_by_hand():
+    # 2x2 windows at stride 1 over a 3x4 image: OH = 3 - 2 + 1 = 2, OW = 4 - 2 + 1 = 3.
+    #   x = [[1, 6, 2, 0],     window (0, 0) = [[1, 6], [7, 3]] -> 7 at (1, 0)
+    #        [7, 3, 8, 4],     window (0, 1) = [[6, 2], [3, 8]] -> 8 at (1, 2)
+    #        [5, 9, 1, 2]]     window (0, 2) = [[2, 0], [8, 4]] -> 8 at (1, 2)
+    #                          window (1, 0) = [[7, 3], [5, 9]] -> 9 at (2, 1)
+    #                          window (1, 1) = [[3, 8], [9, 1]] -> 9 at (2, 1)
+    #                          window (1, 2) = [[8, 4], [1, 2]] -> 8 at (1, 2)
+    # With dout = [[1, 2, 3], [4, 5, 6]]: dx(1, 0) = 1, dx(1, 2) = 2 + 3 + 6 = 11,
+    # dx(2, 1) = 4 + 5 = 9, every other pixel 0.
+    x = np.array([[1.0, 6, 2, 0], [7, 3, 8, 4], [5, 9, 1, 2]]).reshape(1, 1, 3, 4)
+    pool = MaxPool2d(2, 1)
+    np.testing.assert_array_equal(pool.forward(x)[0, 0], [[7.0, 8, 8], [9, 9, 8]])
+    dx = pool.backward(np.array([[1.0, 2, 3], [4, 5, 6]]).reshape(1, 1, 2, 3))
+    np.testing.assert_array_equal(dx[0, 0], [[0.0, 0, 0, 0], [1, 0, 11, 0], [0, 9, 0, 0]])
 
 
 def test_tie_rule_first_maximum_in_row_major_order_takes_the_gradient():
