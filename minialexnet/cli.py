@@ -24,6 +24,13 @@ def cmd_tour(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import VARIANT, check_arguments, run_bench
+
+    try:  # both backends: --repeats is theirs too (the GPU bench ignores the cpu-only options)
+        check_arguments(args.batch_sizes, args.repeats, args.processes, args.engine, VARIANT)
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return 2
     if args.backend == "cuda":
         from .cuda import gpu_unavailable_reason
 
@@ -34,13 +41,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from .cuda.bench import BenchConfig, run
 
         return run(BenchConfig(repeats=args.repeats, compare_torch=not args.no_torch))
-    from .bench import VARIANT, check_arguments, run_bench
-
-    try:
-        check_arguments(args.batch_sizes, args.repeats, args.processes, args.engine, VARIANT)
-    except ValueError as error:
-        print(error, file=sys.stderr)
-        return 2
     return run_bench(
         args.batch_sizes,
         repeats=args.repeats,
@@ -55,9 +55,12 @@ def cmd_exercises(args: argparse.Namespace) -> int:
 
     try:
         regions = write_student_copy(args.outdir, split_layers(args.layers))
-    except (ValueError, FileExistsError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError) as error:  # OUTDIR, --layers, not a git checkout
         print(error, file=sys.stderr)
         return 2
+    extra = {r.tag for r in regions} - set(split_layers(args.layers) or [r.tag for r in regions])
+    if extra:  # conv and im2col: one convolution written twice (exercises.SAME_MATH)
+        print(f"also stripped, the same math written again: {', '.join(sorted(extra))}")
     print(f"wrote a student copy to {args.outdir}: {len(regions)} regions replaced by hints")
     for region in regions:
         where = f"{region.path.relative_to(project_root()).as_posix()}:{region.begin + 1}"
@@ -66,15 +69,28 @@ def cmd_exercises(args: argparse.Namespace) -> int:
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
-    from .grade import grade, grade_table
+    from .grade import grade, grade_table, write_results
 
     try:
-        grades = grade(split_layers(args.layers), engine=args.engine)
-    except ValueError as error:
+        grades = grade(
+            split_layers(args.layers),
+            engine=args.engine,
+            student=args.student,
+            timeout=args.timeout,
+            seed=args.seed,
+        )
+    except (ValueError, OSError) as error:  # OSError: a --student folder that is missing
         print(error, file=sys.stderr)
         return 2
-    print(grade_table(grades))
-    return 0 if all(g.passed for g in grades) else 1
+    print(grade_table(grades, verbose=args.verbose))
+    if args.json is not None:
+        try:
+            write_results(args.json, grades)
+        except OSError as error:
+            print(f"grade: cannot write --json {args.json}: {error}", file=sys.stderr)
+            return 2
+    # exit 0 only when something was graded and all of it passed
+    return 0 if grades and all(g.passed for g in grades) else 1
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -116,8 +132,14 @@ def add_train_parser(commands: argparse._SubParsersAction) -> None:
         "train",
         help="train a network (no options: the mini net on digits, a few minutes on a CPU)",
         description="Train with the paper's SGD, augmentation and schedule. Writes "
-        "checkpoint.npz, history.json and curves.png to --out after every epoch; Ctrl-C saves "
-        "a checkpoint and stops; --resume continues it exactly.",
+        "checkpoint.npz, history.json and curves.png to --out after every epoch; Ctrl-C or "
+        "SIGTERM saves a checkpoint and stops; --resume continues it exactly. Before training, "
+        "option values, --out (writable, free space, no other run in it), the memory the "
+        "stored images need and the validation split's size are checked. On --resume, options "
+        "that define the data, split or network (--dataset --data --variant --init --seed "
+        "--image-size --mean --val-fraction) are refused if changed; the others apply from "
+        "the resumed point and are recorded in the run's 'changes' (--batch-size only between "
+        "epochs); the table: minialexnet/train.py.",
         argument_default=argparse.SUPPRESS,
     )
     bool_flag = argparse.BooleanOptionalAction
@@ -151,12 +173,26 @@ def add_train_parser(commands: argparse._SubParsersAction) -> None:
         help=f"epochs without improvement before lr/10, default {d.patience}",
     )
     p.add_argument("--max-lr-drops", type=int, help=f"default {d.max_lr_drops}")
-    p.add_argument("--ten-view", action="store_true", help="final test on the paper's 10 views")
-    p.add_argument("--out", metavar="DIR", help="output folder (default: a new runs/<name>-<time>)")
-    p.add_argument("--resume", metavar="CHECKPOINT", help="continue a run from its checkpoint.npz")
+    p.add_argument("--ten-view", action=bool_flag, help="final test on the paper's 10 views")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="output folder (default: a new runs/<name>-<time>; with --resume: the "
+        "checkpoint's); one holding another run is refused unless --overwrite",
+    )
+    p.add_argument(
+        "--resume",
+        metavar="CHECKPOINT",
+        help="continue a run from its checkpoint.npz (changed options: see above)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run already in --out (its checkpoint, history and curves)",
+    )
     p.add_argument("--backend", choices=("cpu", "cuda"), help=f"default {d.backend}")
     add_engine_option(p)
-    p.add_argument("--skip-bad", action="store_true", help="skip unreadable images")
+    p.add_argument("--skip-bad", action=bool_flag, help="skip unreadable images")
     p.set_defaults(func=cmd_train)
 
 
@@ -236,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bench)
 
     p = commands.add_parser("exercises", help="write a student copy with the layers blanked out")
-    p.add_argument("outdir", help="an empty or new folder for the student copy")
+    p.add_argument("outdir", help="a new or empty folder outside the project, for the student copy")
     p.add_argument("--layers", help="comma-separated exercise tags (default: all), e.g. conv,pool")
     p.set_defaults(func=cmd_exercises)
 
@@ -249,6 +285,27 @@ def build_parser() -> argparse.ArgumentParser:
         choices=tuple(ENGINES),
         default="reference",
         help="whose layers to grade: the reference a student writes (default) or the fast engine",
+    )
+    p.add_argument(
+        "--student",
+        metavar="DIR",
+        help="a student copy to grade (default: this checkout's own layers)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="time limit for each layer's subprocess (default 60)",
+    )
+    p.add_argument(
+        "--seed", type=int, help="replay a grading's random inputs (default: drawn fresh)"
+    )
+    p.add_argument(
+        "--json", metavar="PATH", help="also write the result as Gradescope's results.json"
+    )
+    p.add_argument(
+        "-v", "--verbose", action="store_true", help="the failing checks and the student output"
     )
     p.set_defaults(func=cmd_grade)
 
@@ -265,10 +322,23 @@ def build_parser() -> argparse.ArgumentParser:
     add_engine_option(p)
     p.set_defaults(func=cmd_evaluate)
 
-    p = commands.add_parser("predict", help="the top-5 classes of image files")
+    p = commands.add_parser(
+        "predict",
+        help="the top-5 classes of image files",
+        description="The most probable classes of each image file, read as the checkpoint's "
+        "training images were made. A digits checkpoint reads one digit drawn in one colour on "
+        "a plain background (black on white as paint programs draw, or white on black): it is "
+        "cropped to its ink, scaled and thickened like the dataset's 8x8 digits; a photograph "
+        "is refused. Other checkpoints: the shorter side rescaled, the centre crop.",
+    )
     p.add_argument("checkpoint", help="a checkpoint.npz written by train")
     p.add_argument("images", nargs="+", help="JPEG/PNG files")
-    p.add_argument("--top", type=int, default=5, help="how many classes to show (default 5)")
+    p.add_argument(
+        "--top",
+        type=int,
+        default=5,
+        help="how many classes to show (default 5; >= 1; all classes when the net has fewer)",
+    )
     p.add_argument(
         "--ten-view", action="store_true", help="average the 10 views (5 if trained without flips)"
     )

@@ -1,291 +1,298 @@
-"""``python -m minialexnet grade``: each layer's forward and backward graded, here or in a copy.
+"""``python -m minialexnet grade [--student DIR]``: every exercise function graded, unfoolably.
 
-Nothing here knows the answers as arrays computed by the reference code, so a student copy can
-ship this file as it is. Forward passes are checked against small values worked out by hand
-(the arithmetic is written next to each) and against properties any correct implementation has
-(a shifted-delta kernel shifts the image; groups keep their channels apart; the loop and the
-im2col convolutions agree). Backward passes are checked against central finite differences
-(``minialexnet.gradcheck``). A region still marked ``raise NotImplementedError`` shows as
-"not implemented"; any other exception shows as an error, never a traceback.
+A teacher runs this from the teacher's own install against a student copy (``--student DIR``;
+without it, this checkout's own layers). What is trusted and what is not:
 
-Rows: ``conv`` (the loop version), ``im2col`` (the fast version with its im2col/col2im helpers),
-``pool``, ``lrn``, ``activations`` (ReLU, tanh, sigmoid), ``dropout``, ``linear`` (with Flatten),
-``loss`` (softmax cross-entropy) and ``sgd`` (the paper's update rule).
-Points: 4 for a layer's forward, 6 for its backward; ``sgd`` (one update rule) 10 on its own.
-``engine`` picks whose layers are graded: the reference (default) or the fast engine, which the
-same checks hold to the same answers.
+* **The parent** (this process) is trusted and never imports student code. For each layer it
+  draws fresh random inputs from a seed drawn with ``secrets`` at grading time (``--seed``
+  replays a grading), and adds hand-worked cases whose answers are written in
+  ``grade_plans``.
+* **The child**: each layer runs in a fresh ``python -I`` process (``grade_child.py``, copied
+  from this install into a temporary folder, its working directory), with the student's DIR
+  first on its path, so ``import minialexnet`` is the student's. It receives only the input
+  arrays (never the seed, never an expected answer), calls the student's functions and writes
+  the arrays they return to a record file; stdout and stderr go to a file the parent shows only
+  under ``-v``, marked as student output. It is killed after ``timeout`` seconds (its whole
+  process group). Student code can do anything inside it (exit, hang, print, patch modules,
+  start threads) and none of it reaches the parent: a child that ends without its completion
+  record, or runs out of time, fails every row of its layer with a one-line reason; an import
+  or syntax error in the student's package shows as one line.
+* **The verdicts** are the parent's alone: each returned array must have the expected shape,
+  dtype and finite values and match the hand-worked values and this install's reference
+  (``minialexnet.layers``, run here on the same inputs). Backward rows earn points only when
+  their forward row passed, judged by central finite differences of the reference forward
+  (``gradcheck``), never by the student's own forward.
+
+Without ``--student`` the checkout grades itself, so the reference the parent uses is the code
+being graded: the hand-worked cases are then what catches a wrong forward (in a student copy
+the parent is the student's own code; a teacher grades with ``--student``).
+The child runs as the same user as the parent: it is kept from the grader's state and verdicts
+(separate process, no seed, the expected answers computed only after it ended, the parent made
+undumpable so that it cannot be traced), not sandboxed from the file system: run the grader in
+a container or as another user for that.
+
+``--engine fast`` builds the classes from the student's (or this checkout's) ``minialexnet.fast``;
+the helper functions it does not replace (``im2col``, ``col2im``, ``channel_window_sum``,
+``log_softmax``, the loss, ``sgd_update``) are graded where they live, in the reference.
+
+Rows: one per exercise function (``grade_plans``: 4 points for a layer's forward, 6 for its
+backward, split across its functions; ``sgd`` 10). Exit status (``cli``): 0 only when at least
+one layer was graded and every row passed. ``--json`` writes Gradescope's ``results.json``
+(https://gradescope-autograders.readthedocs.io/en/latest/specs/: ``score``, ``tests`` of
+``name``/``score``/``max_score``/``output``, ``visibility``, ``stdout_visibility``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import contextlib
+import ctypes
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import partial
-from types import ModuleType
+from pathlib import Path
 
 import numpy as np
 
-from .gradcheck import DEFAULT_THRESHOLD, GradCheckReport, check_array_gradient, check_layer
-from .model import engine_layers
+from .checkpoint import atomic_write_text
+from .grade_checks import Plan, Results, RowFailedError
+from .grade_child import one_line
+from .grade_plans import PLANS
+from .model import ENGINES
+from .safe_npz import read_npz
 
-FORWARD_POINTS, BACKWARD_POINTS = 4, 6
+CHECKS = PLANS  # layer name -> its plan builder (the names are the EXERCISE tags)
+CHILD = Path(__file__).resolve().with_name("grade_child.py")
+DEFAULT_TIMEOUT = 60.0
+OUTPUT_LIMIT = 2000  # characters of a child's stdout/stderr kept for -v
+RECORD_LIMIT = 64 * 2**20  # bytes: the honest records are well under 1 MB
 
 
 @dataclass
 class Grade:
+    """One graded function: its status ("ok", "wrong", "not implemented", "error: ...",
+    "not graded: ..."), points, and what ``-v`` shows (the failing check, student output)."""
+
     layer: str
-    forward: str  # "ok", "wrong", "not implemented" or "error: ..."
-    backward: str
-    max_rel_error: float | None
+    function: str
+    status: str
     points: int
     max_points: int
+    max_error: float | None = None
+    detail: str = ""
+    student_output: str = ""
 
     @property
     def passed(self) -> bool:
-        return self.points == self.max_points
+        return self.status == "ok" and self.points == self.max_points
 
 
-def close(a: np.ndarray, b: np.ndarray | list) -> bool:
-    return np.shape(a) == np.shape(b) and np.allclose(a, b, rtol=1e-10, atol=1e-12)
+@dataclass
+class ChildRun:
+    """What the parent learned from one child: its record (None if it never wrote a
+    complete one), why not, and its output."""
+
+    record: dict[str, np.ndarray] | None
+    failure: str
+    output: str
 
 
-def f64(values: object) -> np.ndarray:
-    return np.asarray(values, dtype=np.float64)
+def student_root(student: str | Path | None) -> Path:
+    """The folder whose ``minialexnet`` package is graded: DIR, or this checkout."""
+    root = Path(__file__).resolve().parent.parent if student is None else Path(student)
+    if not (root / "minialexnet" / "__init__.py").is_file():
+        raise FileNotFoundError(
+            f"grade: --student {root} must be a student copy (a folder holding "
+            "minialexnet/__init__.py), but it has no minialexnet package"
+        )
+    return root.resolve()
 
 
-# ----------------------------------------------------------------------------------------
-# Forward checks: hand-worked values and properties. Each returns True when correct.
-# ----------------------------------------------------------------------------------------
-def conv_forward_ok(L: ModuleType, impl: str) -> bool:
-    # x = 1..16 in a 4x4 image, an all-ones 2x2 kernel at stride 2, bias 1: each output is its
-    # window's sum plus 1: 1+2+5+6+1 = 15, 3+4+7+8+1 = 23, 9+10+13+14+1 = 47, 11+12+15+16+1 = 55.
-    conv = L.Conv2d(1, 1, 2, stride=2, impl=impl, dtype=np.float64)
-    conv.params["W"][...] = 1.0
-    conv.params["b"][...] = 1.0
-    ok = close(conv.forward(f64(np.arange(1, 17).reshape(1, 1, 4, 4))), [[[[15, 23], [47, 55]]]])
-    # A 3x3 kernel that is 1 at its top-left, padding 1: out[i, j] = x[i - 1, j - 1] (0 off-edge).
-    rng = np.random.default_rng(1)
-    x = rng.standard_normal((2, 1, 5, 4))
-    conv = L.Conv2d(1, 1, 3, padding=1, impl=impl, dtype=np.float64)
-    conv.params["W"][...] = 0.0
-    conv.params["W"][0, 0, 0, 0] = 1.0
-    shifted = np.zeros_like(x)
-    shifted[:, :, 1:, 1:] = x[:, :, :-1, :-1]
-    ok &= close(conv.forward(x), shifted)
-    # Groups: with groups=2, the filters of group 0 never see the channels of group 1.
-    conv = L.Conv2d(
-        4, 6, (3, 2), stride=(2, 1), padding=(1, 0), groups=2, impl=impl, dtype=np.float64
-    )
-    x = rng.standard_normal((2, 4, 7, 6))
-    before = conv.forward(x)[:, :3].copy()
-    x[:, 2:] += 5.0
-    ok &= close(conv.forward(x)[:, :3], before)
-    return bool(ok)
+def refuse_tracing() -> None:
+    """Make this process undumpable (Linux ``prctl(PR_SET_DUMPABLE, 0)``), so a child of the
+    same user can neither ptrace it nor read its memory through /proc (root still can)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # 4: PR_SET_DUMPABLE
 
 
-def conv_backward(L: ModuleType, impl: str) -> list[GradCheckReport]:
-    rng = np.random.default_rng(2)
-    conv = L.Conv2d(
-        4, 6, (3, 2), stride=(2, 1), padding=(1, 0), groups=2, impl=impl, dtype=np.float64, rng=rng
-    )
-    return [check_layer(conv, rng.standard_normal((2, 4, 7, 6)))]
+def kill_group(process: subprocess.Popen) -> None:
+    """Kill the child and anything it started (its own session), and reap it."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # already gone
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
-def pool_forward_ok(L: ModuleType) -> bool:
-    x = f64(np.arange(1, 26).reshape(1, 1, 5, 5))
-    # 2x2 at stride 2 on 1..25 (5x5): windows {1,2,6,7} -> 7, {3,4,8,9} -> 9,
-    # {11,12,16,17} -> 17, {13,14,18,19} -> 19 (the last row/column are not covered).
-    ok = close(L.MaxPool2d(2, 2).forward(x), [[[[7, 9], [17, 19]]]])
-    # 3x3 at stride 2: windows at rows/cols 0 and 2 end at 13, 15, 23, 25 — the bottom-right.
-    ok &= close(L.MaxPool2d(3, 2).forward(x), [[[[13, 15], [23, 25]]]])
-    return bool(ok)
-
-
-def pool_backward(L: ModuleType) -> list[GradCheckReport]:
-    rng = np.random.default_rng(3)
-    return [
-        check_layer(L.MaxPool2d(3, 2), rng.standard_normal((2, 3, 9, 7))),
-        check_layer(L.MaxPool2d(2, 2), rng.standard_normal((2, 3, 8, 6))),
-    ]
-
-
-def lrn_forward_ok(L: ModuleType) -> bool:
-    # One pixel, channels x = (1, 2, 3), n = 3, k = 1, beta = 1.
-    # paper, alpha = 1:   s = 1 + (1+4), 1 + (1+4+9), 1 + (4+9) = 6, 15, 14
-    #                     out = 1/6, 2/15, 3/14
-    # caffe, alpha = 1:   a = 1/3: s = 1 + 5/3, 1 + 14/3, 1 + 13/3 = 8/3, 17/3, 16/3
-    #                     out = 3/8, 6/17, 9/16
-    x = f64([1, 2, 3]).reshape(1, 3, 1, 1)
-    paper = L.LocalResponseNorm(3, alpha=1.0, beta=1.0, k=1.0, convention="paper").forward(x)
-    caffe = L.LocalResponseNorm(3, alpha=1.0, beta=1.0, k=1.0, convention="caffe").forward(x)
-    return close(paper.ravel(), [1 / 6, 2 / 15, 3 / 14]) and close(
-        caffe.ravel(), [3 / 8, 6 / 17, 9 / 16]
-    )
-
-
-def lrn_backward(L: ModuleType) -> list[GradCheckReport]:
-    rng = np.random.default_rng(4)
-    return [
-        check_layer(
-            L.LocalResponseNorm(5, 1e-2, 0.75, 2.0, "paper"), rng.standard_normal((2, 7, 4, 3))
-        ),
-        check_layer(
-            L.LocalResponseNorm(3, 1e-1, 0.75, 1.0, "caffe"), rng.standard_normal((2, 6, 4, 3))
-        ),
-    ]
-
-
-def activations_forward_ok(L: ModuleType) -> bool:
-    # relu(-1, 0, 2) = (0, 0, 2); tanh(ln 2) = (4 - 1) / (4 + 1) = 0.6;
-    # sigmoid(ln 3) = 1 / (1 + 1/3) = 0.75; sigmoid(0) = 0.5.
-    return (
-        close(L.ReLU().forward(f64([[-1, 0, 2]])), [[0, 0, 2]])
-        and close(L.Tanh().forward(f64([[np.log(2), 0]])), [[0.6, 0]])
-        and close(L.Sigmoid().forward(f64([[np.log(3), 0]])), [[0.75, 0.5]])
-    )
-
-
-def activations_backward(L: ModuleType) -> list[GradCheckReport]:
-    rng = np.random.default_rng(5)
-    return [
-        check_layer(layer, rng.standard_normal((3, 10)))
-        for layer in (L.ReLU(), L.Tanh(), L.Sigmoid())
-    ]
-
-
-def dropout_forward_ok(L: ModuleType) -> bool:
-    x = f64(np.arange(1, 201).reshape(2, 100))
-    ok = close(L.Dropout(0.25, "paper").eval().forward(x), 0.75 * x)
-    ok &= close(L.Dropout(0.25, "inverted").eval().forward(x), x)
-    for mode, kept_scale in (("paper", 1.0), ("inverted", 1 / 0.75)):
-        out = L.Dropout(0.25, mode, seed=7).forward(x)
-        kept = out != 0
-        ok &= close(out[kept], kept_scale * x[kept]) and 0.5 < kept.mean() < 0.95
-        ok &= close(L.Dropout(0.25, mode, seed=7).forward(x), out)  # the same seed, the same mask
-    return bool(ok)
-
-
-def dropout_backward(L: ModuleType) -> list[GradCheckReport]:
-    rng = np.random.default_rng(6)
-    return [
-        check_layer(L.Dropout(0.5, mode, seed=1), rng.standard_normal((3, 10)))
-        for mode in ("paper", "inverted")
-    ]
-
-
-def linear_forward_ok(L: ModuleType) -> bool:
-    # x = (1, 2); rows of W: (1, 0), (0, 1), (1, 1); b = (0, 1, 2) -> (1, 2+1, 3+2) = (1, 3, 5).
-    fc = L.Linear(2, 3, dtype=np.float64)
-    fc.params["W"][...] = [[1, 0], [0, 1], [1, 1]]
-    fc.params["b"][...] = [0, 1, 2]
-    flat = L.Flatten().forward(f64(np.arange(24).reshape(2, 3, 2, 2)))
-    return close(fc.forward(f64([[1, 2]])), [[1, 3, 5]]) and close(flat[1], np.arange(12, 24))
-
-
-def linear_backward(L: ModuleType) -> list[GradCheckReport]:
-    rng = np.random.default_rng(7)
-    return [
-        check_layer(L.Linear(12, 5, dtype=np.float64, rng=rng), rng.standard_normal((3, 12))),
-        check_layer(L.Flatten(), rng.standard_normal((2, 3, 4, 5))),
-    ]
-
-
-def loss_forward_ok(L: ModuleType) -> bool:
-    # logits (0, ln 3): p = (1/4, 3/4); label 1: loss = -ln(3/4); dlogits = p - onehot.
-    loss, dlogits = L.softmax_cross_entropy(f64([[0.0, np.log(3)]]), np.array([1]))
-    ok = np.isclose(loss, -np.log(0.75)) and close(dlogits, [[0.25, -0.25]])
-    # Ten equal logits: p = 1/10 each, loss = ln 10 — also for logits of 1e4 (no overflow).
-    big, _ = L.softmax_cross_entropy(np.full((2, 10), 1e4), np.array([0, 9]))
-    return bool(ok and np.isclose(big, np.log(10)))
-
-
-def loss_backward(L: ModuleType) -> list[GradCheckReport]:
-    rng = np.random.default_rng(8)
-    logits, labels = rng.standard_normal((4, 6)), np.array([0, 5, 2, 2])
-    _, dlogits = L.softmax_cross_entropy(logits, labels)
-    check = check_array_gradient(
-        "logits", lambda: L.softmax_cross_entropy(logits, labels)[0], logits, dlogits, rng=rng
-    )
-    return [GradCheckReport([check])]
-
-
-def sgd_ok(L: ModuleType) -> bool:
-    # The paper's rule, one step: v = 0.9*0.5 - 0.0005*0.1*1 - 0.1*2 = 0.45 - 0.00005 - 0.2
-    # = 0.24995; w = 1 + 0.24995 = 1.24995.
-    from .optim import sgd_update
-
-    w, v, g = f64([1.0]), f64([0.5]), f64([2.0])
-    sgd_update(w, v, g, lr=0.1, momentum=0.9, weight_decay=0.0005)
-    return close(v, [0.24995]) and close(w, [1.24995])
-
-
-# layer name -> (forward check, backward check or None)
-# Each check takes the engine's layer package (``model.engine_layers``) first.
-Check = Callable[[ModuleType], bool]
-BackwardCheck = Callable[[ModuleType], list[GradCheckReport]]
-CHECKS: dict[str, tuple[Check, BackwardCheck | None]] = {
-    "conv": (partial(conv_forward_ok, impl="naive"), partial(conv_backward, impl="naive")),
-    "im2col": (partial(conv_forward_ok, impl="im2col"), partial(conv_backward, impl="im2col")),
-    "pool": (pool_forward_ok, pool_backward),
-    "lrn": (lrn_forward_ok, lrn_backward),
-    "activations": (activations_forward_ok, activations_backward),
-    "dropout": (dropout_forward_ok, dropout_backward),
-    "linear": (linear_forward_ok, linear_backward),
-    "loss": (loss_forward_ok, loss_backward),
-    "sgd": (sgd_ok, None),
-}
-
-
-def attempt(check: Callable[[], object]) -> tuple[str | None, object]:
-    """Run a check: (None, its value), or ("not implemented" / "error: ...", None)."""
+def read_record(path: Path) -> dict[str, np.ndarray]:
+    """A child's record, refused (ValueError) if its arrays would take over ``RECORD_LIMIT``
+    bytes (a forged record must not exhaust the parent's memory) or it is damaged."""
     try:
-        return None, check()
-    except NotImplementedError:
-        return "not implemented", None
-    except Exception as error:  # a student's bug must show as a row, not a traceback
-        return f"error: {type(error).__name__}: {error}", None
+        with zipfile.ZipFile(path) as archive:
+            size = sum(info.file_size for info in archive.infolist())
+    except (OSError, zipfile.BadZipFile) as error:
+        raise ValueError(f"not a zip archive: {error}") from None
+    if size > RECORD_LIMIT:
+        raise ValueError(f"its arrays take {size} bytes, over the {RECORD_LIMIT} expected at most")
+    return read_npz(path)
 
 
-def grade_layer(name: str, engine: str = "reference") -> Grade:
-    """Grade one row of ``CHECKS`` on ``engine``'s layers."""
-    L = engine_layers(engine)
-    forward_check, backward_check = CHECKS[name]
-    problem, correct = attempt(partial(forward_check, L))
-    forward = problem or ("ok" if correct else "wrong")
-    if backward_check is None:  # a single check worth all the points
-        points = FORWARD_POINTS + BACKWARD_POINTS
-        return Grade(name, forward, "-", None, points if forward == "ok" else 0, points)
-    problem, reports = attempt(partial(backward_check, L))
-    error = None if problem else max(r.max_rel_error for r in reports)  # type: ignore[union-attr]
-    backward = problem or ("ok" if error <= DEFAULT_THRESHOLD else "wrong")  # type: ignore[operator]
-    points = (forward == "ok") * FORWARD_POINTS + (backward == "ok") * BACKWARD_POINTS
-    return Grade(name, forward, backward, error, points, FORWARD_POINTS + BACKWARD_POINTS)
+def run_child(root: Path, package: str, plan: Plan, timeout: float) -> ChildRun:
+    """Run one layer's plan in a fresh isolated child; read back its record."""
+    with tempfile.TemporaryDirectory(prefix="minialexnet-grade-") as folder:
+        inputs, record = Path(folder) / "inputs.npz", Path(folder) / "record.npz"
+        np.savez(inputs, plan=np.array(json.dumps(plan.cases)), **plan.inputs)
+        # run from a copy in the temporary folder: the child is not told where this install is
+        child = Path(shutil.copy(CHILD, folder))
+        command = [sys.executable, "-I", str(child), str(root), package, str(inputs), str(record)]
+        with open(Path(folder) / "output.txt", "w+b") as output:
+            process = subprocess.Popen(
+                command,
+                cwd=folder,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            try:
+                code = process.wait(timeout=timeout)
+                failure = "" if code == 0 else f"the child exited with code {code}, record unused"
+            except subprocess.TimeoutExpired:
+                failure = f"timed out after {timeout:g} s"
+            kill_group(process)  # whatever it left running goes too, before its record is read
+            output.seek(0)
+            text = output.read(OUTPUT_LIMIT + 1).decode(errors="replace")
+        if len(text) > OUTPUT_LIMIT:
+            text = text[:OUTPUT_LIMIT] + "\n[... truncated]"
+        arrays = None
+        if not failure and not record.is_file():
+            failure = "the child exited (code 0) before writing its completion record"
+        elif not failure:
+            try:
+                arrays = read_record(record)
+            except ValueError as error:
+                failure = f"the completion record is unusable ({one_line(error)})"
+            if arrays is not None and "done" not in arrays:
+                arrays, failure = None, "the record has no completion mark"
+        return ChildRun(arrays, failure, text)
 
 
-def grade(layers: Iterable[str] | None = None, engine: str = "reference") -> list[Grade]:
-    """Grade the named rows (default: all) on ``engine``'s layers: the reference (what a
-    student writes) unless asked otherwise; the same checks hold the fast engine to it."""
+def judge_layer(plan: Plan, run: ChildRun) -> list[Grade]:
+    """Every row of one layer, judged here on the arrays the child returned."""
+    grades: dict[str, Grade] = {}
+    record = run.record or {}
+    common = run.failure or str(record.get("import/error", ""))
+    for row in plan.rows:
+        grade = Grade(row.layer, row.function, "", 0, row.points, student_output=run.output)
+        unmet = [need for need in row.needs if grades[need].status != "ok"]
+        if common:
+            grade.status = common if common.startswith("import error") else f"error: {common}"
+        elif unmet:
+            grade.status = f"not graded: needs {unmet[0]}"
+        else:
+            try:
+                grade.max_error = row.judge(Results(record))
+                grade.status, grade.points = "ok", row.points
+            except RowFailedError as failed:
+                grade.status, grade.detail = failed.status, failed.detail
+            except (Exception, SystemExit) as error:  # the reference itself failed to run
+                grade.status = f"error: the grader's reference failed: {one_line(error)}"
+        grades[row.function] = grade
+    return list(grades.values())
+
+
+def grade(
+    layers: Iterable[str] | None = None,
+    engine: str = "reference",
+    student: str | Path | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    seed: int | None = None,
+) -> list[Grade]:
+    """Grade the named layers (default: all) of ``student``'s package (default: this
+    checkout's) on ``engine``'s classes, each layer in its own child (module docstring)."""
     names = list(CHECKS) if layers is None else list(layers)
+    if not names:
+        raise ValueError(f"grade: --layers names no layer; known: {','.join(CHECKS)}")
     unknown = [n for n in names if n not in CHECKS]
     if unknown:
         raise ValueError(f"grade: unknown layer(s) {unknown}; known: {list(CHECKS)}")
-    engine_layers(engine)  # an unknown or missing engine fails here, naming it
-    return [grade_layer(n, engine) for n in names]
-
-
-def grade_table(grades: list[Grade]) -> str:
-    header = f"{'layer':<13}{'forward':<18}{'backward':<18}{'max rel error':>14}{'points':>9}"
-    lines = [header, "-" * len(header)]
-    for g in grades:
-        error = "-" if g.max_rel_error is None else f"{g.max_rel_error:.1e}"
-        lines.append(
-            f"{g.layer:<13}{g.forward[:17]:<18}{g.backward[:17]:<18}{error:>14}"
-            f"{g.points:>5} / {g.max_points}"
+    if engine not in ENGINES:
+        raise ValueError(f"grade: --engine must be one of {tuple(ENGINES)}, got {engine!r}")
+    if not timeout > 0:
+        raise ValueError(f"grade: --timeout must be a positive number of seconds, got {timeout}")
+    root = student_root(student)
+    package = ENGINES[engine]
+    if not (root / Path(*package.split("."))).is_dir():
+        raise ValueError(
+            f"grade: --engine {engine} is not available in {root} (it has no {package})"
         )
+    seed = secrets.randbits(63) if seed is None else seed
+    refuse_tracing()
+    grades: list[Grade] = []
+    for name in names:
+        # one stream per layer, so --layers a,b draws the same inputs for b as a full grading
+        rng = np.random.default_rng([seed, list(CHECKS).index(name)])
+        plan = CHECKS[name](rng)
+        grades += judge_layer(plan, run_child(root, package, plan, timeout))
+    return grades
+
+
+def grade_table(grades: list[Grade], verbose: bool = False) -> str:
+    """The table: a row per function, the total, then each error in full; with ``verbose``
+    first the failing checks' numbers and each layer's student output, marked as such."""
+    lines: list[str] = []
+    if verbose:
+        for g in grades:
+            if g.detail:
+                lines.append(f"{g.layer}.{g.function}: {g.status}: {g.detail}")
+        for layer in dict.fromkeys(g.layer for g in grades):
+            text = next(g.student_output for g in grades if g.layer == layer)
+            if text.strip():
+                lines.append(f"student output of {layer} (not the grader's):")
+                lines += [f"  student| {line}" for line in text.splitlines()]
+        lines.append("")
+    header = f"{'layer':<13}{'function':<21}{'result':<34}{'max error':>10}{'points':>10}"
+    lines += [header, "-" * len(header)]
+    for g in grades:
+        error = "-" if g.max_error is None else f"{g.max_error:.1e}"
+        status = g.status if len(g.status) <= 33 else g.status[:30] + "..."
+        points = f"{g.points} / {g.max_points}"
+        lines.append(f"{g.layer:<13}{g.function:<21}{status:<34}{error:>10}{points:>10}")
     total, possible = sum(g.points for g in grades), sum(g.max_points for g in grades)
-    lines += ["-" * len(header), f"{'total':<63}{total:>5} / {possible}"]
-    errors = [
-        (g.layer, s) for g in grades for s in (g.forward, g.backward) if s.startswith("error")
-    ]
-    lines += [f"{layer}: {message}" for layer, message in errors]
+    lines.append("-" * len(header))
+    long = dict.fromkeys((g.layer, g.status) for g in grades if len(g.status) > 33)
+    lines += [f"{layer}: {status}" for layer, status in long]
+    lines.append(f"{'total':<78}{total:>5} / {possible}")
     return "\n".join(lines)
+
+
+def gradescope_results(grades: list[Grade]) -> dict:
+    """The grading as Gradescope's ``results.json`` (format: the module docstring)."""
+    tests = [
+        {
+            "name": f"{g.layer}: {g.function}",
+            "score": g.points,
+            "max_score": g.max_points,
+            "output": g.status + (f"\n{g.detail}" if g.detail else ""),
+            "visibility": "visible",
+        }
+        for g in grades
+    ]
+    total, possible = sum(g.points for g in grades), sum(g.max_points for g in grades)
+    return {
+        "score": total,
+        "output": f"total {total} / {possible}",
+        "stdout_visibility": "hidden",
+        "tests": tests,
+    }
+
+
+def write_results(path: str | Path, grades: list[Grade]) -> Path:
+    """Write ``gradescope_results`` to ``path`` atomically."""
+    return atomic_write_text(path, json.dumps(gradescope_results(grades), indent=2) + "\n")
