@@ -32,9 +32,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(error, file=sys.stderr)
         return 2
     if args.backend == "cuda":
-        from .cuda import gpu_unavailable_reason
+        from .model import cuda_unavailable_reason
 
-        why = gpu_unavailable_reason()  # checked before any kernel module imports numba
+        why = cuda_unavailable_reason()  # checked before any kernel module imports numba
         if why is not None:
             print(f"bench --backend cuda: {why}", file=sys.stderr)
             return 2

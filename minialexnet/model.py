@@ -186,9 +186,24 @@ def default_engine() -> str:
     """ "fast", or "reference" where the fast engine is absent: a student copy leaves
     minialexnet/fast out (it would hand over the solutions), so there the student's own
     reference layers run everything."""
-    spec = importlib.util.find_spec("minialexnet.fast")
-    # origin is None for a bare folder (a namespace package): no engine there, just a name.
-    return "fast" if spec is not None and spec.origin is not None else "reference"
+    return "fast" if is_real_package("minialexnet.fast") else "reference"
+
+
+def is_real_package(name: str) -> bool:
+    """True when ``name`` is a package with files here, not absent or a bare folder."""
+    spec = importlib.util.find_spec(name)
+    # origin is None for a bare folder (a namespace package): no code there, just a name.
+    return spec is not None and spec.origin is not None
+
+
+def cuda_unavailable_reason() -> str | None:
+    """None when the GPU path can run here, else one line saying why not: a student copy has
+    no ``minialexnet/cuda`` (it would hand over the solutions), or no GPU answers."""
+    if not is_real_package("minialexnet.cuda"):
+        return "this copy has no minialexnet/cuda (a student copy leaves the GPU path out)"
+    from .cuda import gpu_unavailable_reason
+
+    return gpu_unavailable_reason()
 
 
 def engine_layers(engine: str | None = None) -> ModuleType:

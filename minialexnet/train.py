@@ -52,7 +52,13 @@ from .checkpoint import CHECKPOINT_FILE, RunState
 from .data import Dataset, Preprocessor, load_dataset, num_batches, rgb_pca, split_off
 from .data.datasets import stored_size
 from .inference import evaluate
-from .model import Sequential, default_engine, input_size, model_from_config
+from .model import (
+    Sequential,
+    cuda_unavailable_reason,
+    default_engine,
+    input_size,
+    model_from_config,
+)
 from .optim import SGD, PlateauSchedule, initialize
 from .step import StepFn
 from .train_options import option, option_checks
@@ -165,9 +171,7 @@ def check_backend(backend: str) -> None:
     """Raise ``BackendUnavailableError`` (one line, no traceback) if ``backend`` cannot run."""
     if backend == "cpu":
         return
-    from .cuda import gpu_unavailable_reason
-
-    why = gpu_unavailable_reason()
+    why = cuda_unavailable_reason()
     if why is not None:
         raise BackendUnavailableError(f"--backend cuda: {why}")
     try:
