@@ -48,3 +48,17 @@ def test_tour_runs_every_check_and_passes():
     assert checks and all("floor used for" in line for line in checks)
     (fc7,) = [line for line in checks if line.lstrip().startswith("fc7.W ")]
     assert "non-zero; floor used for" in fc7
+
+
+def test_a_reader_that_goes_away_ends_the_command_without_a_traceback():
+    # `summary | head -1`: the reader closes the pipe; here it is closed before the first write
+    child = subprocess.Popen(
+        [sys.executable, "-m", "minialexnet", "summary"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    child.stdout.close()
+    stderr = child.stderr.read()
+    assert child.wait(timeout=120) == 141  # 128 + SIGPIPE, what a shell reports for `cat | head`
+    assert stderr == ""
