@@ -7,7 +7,8 @@ In a student copy (``python -m minialexnet exercises``) some layers raise
 merely *uses* such a layer (a whole-network test, a lesson, the CLI) is then skipped with a
 reason naming the layer; only that layer's own tests, marked ``pytest.mark.exercise(tag)``,
 fail, in one line. The rule is off in the teacher's checkout, where no exercise is stripped,
-so nothing there is ever turned into a skip.
+so nothing there is ever turned into a skip. Likewise a test that needs the fast engine or the
+GPU path, which a student copy leaves out, is skipped there naming the missing package.
 """
 
 from __future__ import annotations
@@ -34,9 +35,14 @@ from hypothesis import settings
 import minialexnet
 from minialexnet import Sequential, build_alexnet
 from minialexnet.exercises import unfinished_tag, unfinished_tags
+from minialexnet.model import is_real_package
 
 # The exercises stripped in the package under test: empty in the teacher's checkout.
 UNFINISHED = unfinished_tags(Path(minialexnet.__file__).parent)
+# The engines a student copy leaves out (they would hand over the solutions): empty in the
+# teacher's checkout. A test that needs one is skipped there, naming it.
+LEFT_OUT = {name for name in ("minialexnet.fast", "minialexnet.cuda") if not is_real_package(name)}
+LEFT_OUT_REASON = "needs {name}, which a student copy leaves out"
 # How an unwritten exercise shows in the output of a subprocess (a lesson, the CLI, a
 # benchmark child) that a test reports.
 UNFINISHED_IN_OUTPUT = re.compile(r"NotImplementedError: exercise (?P<tag>[a-z0-9_]+): ")
@@ -102,21 +108,38 @@ def exercise_behind(call: pytest.CallInfo, report: pytest.TestReport) -> str | N
     return tag if tag in UNFINISHED else None
 
 
+def left_out_behind(call: pytest.CallInfo) -> str | None:
+    """The left-out package whose absence made this test fail (its import, or
+    ``engine_layers`` refusing the engine, which chains the import error); None otherwise."""
+    error = call.excinfo.value if call.excinfo is not None else None
+    while error is not None:
+        if isinstance(error, ModuleNotFoundError) and error.name in LEFT_OUT:
+            return error.name
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def skip_report(item: pytest.Item, report: pytest.TestReport, reason: str) -> None:
+    report.outcome = "skipped"
+    _, line, _ = item.location
+    report.longrepr = (str(item.path), (line or 0) + 1, f"Skipped: {reason}")
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> pytest.TestReport:
     report = yield
-    if not UNFINISHED or not report.failed or call.when == "teardown":
+    if not report.failed or call.when == "teardown":
         return report
-    tag = exercise_behind(call, report)
+    if LEFT_OUT and (name := left_out_behind(call)) is not None:
+        skip_report(item, report, LEFT_OUT_REASON.format(name=name))
+        return report
+    tag = exercise_behind(call, report) if UNFINISHED else None
     if tag is None:
         return report
     if tag in own_tags(item):
         report.longrepr = OWN_FAILURE.format(tag=tag)
     else:
-        report.outcome = "skipped"
-        _, line, _ = item.location
-        reason = SKIP_REASON.format(tag=tag)
-        report.longrepr = (str(item.path), (line or 0) + 1, f"Skipped: {reason}")
+        skip_report(item, report, SKIP_REASON.format(tag=tag))
     return report
 
 
