@@ -71,23 +71,26 @@ def cmd_exercises(args: argparse.Namespace) -> int:
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
-    from .grade import grade, grade_table, write_results
+    from .grade import draw_seed, grade, grade_table, write_results
 
+    seed = draw_seed() if args.seed is None else args.seed
     try:
         grades = grade(
             split_layers(args.layers),
             engine=args.engine,
             student=args.student,
             timeout=args.timeout,
-            seed=args.seed,
+            seed=seed,
         )
     except (ValueError, OSError) as error:  # OSError: a --student folder that is missing
         print(error, file=sys.stderr)
         return 2
+    # the seed first: the table stays the last thing printed, after any student output (-v)
+    print(f"inputs drawn from seed {seed}: --seed {seed} grades the same inputs again")
     print(grade_table(grades, verbose=args.verbose))
     if args.json is not None:
         try:
-            write_results(args.json, grades)
+            write_results(args.json, grades, seed)
         except OSError as error:
             print(f"grade: cannot write --json {args.json}: {error}", file=sys.stderr)
             return 2

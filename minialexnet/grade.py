@@ -207,6 +207,12 @@ def judge_layer(plan: Plan, run: ChildRun) -> list[Grade]:
     return list(grades.values())
 
 
+def draw_seed() -> int:
+    """A fresh seed for a grading's random inputs, from the OS's entropy: no student code can
+    know it in advance. Print it (``cli`` does) so that ``--seed`` can replay the grading."""
+    return secrets.randbits(63)
+
+
 def grade(
     layers: Iterable[str] | None = None,
     engine: str = "reference",
@@ -232,7 +238,7 @@ def grade(
         raise ValueError(
             f"grade: --engine {engine} is not available in {root} (it has no {package})"
         )
-    seed = secrets.randbits(63) if seed is None else seed
+    seed = draw_seed() if seed is None else seed
     refuse_tracing()
     grades: list[Grade] = []
     for name in names:
@@ -272,8 +278,9 @@ def grade_table(grades: list[Grade], verbose: bool = False) -> str:
     return "\n".join(lines)
 
 
-def gradescope_results(grades: list[Grade]) -> dict:
-    """The grading as Gradescope's ``results.json`` (format: the module docstring)."""
+def gradescope_results(grades: list[Grade], seed: int | None = None) -> dict:
+    """The grading as Gradescope's ``results.json`` (format: the module docstring); ``seed``,
+    when given, is named in the overall output so the grading can be replayed."""
     tests = [
         {
             "name": f"{g.layer}: {g.function}",
@@ -287,12 +294,14 @@ def gradescope_results(grades: list[Grade]) -> dict:
     total, possible = sum(g.points for g in grades), sum(g.max_points for g in grades)
     return {
         "score": total,
-        "output": f"total {total} / {possible}",
+        "output": f"total {total} / {possible}"
+        + ("" if seed is None else f" (inputs from --seed {seed})"),
         "stdout_visibility": "hidden",
         "tests": tests,
     }
 
 
-def write_results(path: str | Path, grades: list[Grade]) -> Path:
+def write_results(path: str | Path, grades: list[Grade], seed: int | None = None) -> Path:
     """Write ``gradescope_results`` to ``path`` atomically."""
-    return atomic_write_text(path, json.dumps(gradescope_results(grades), indent=2) + "\n")
+    results = gradescope_results(grades, seed)
+    return atomic_write_text(path, json.dumps(results, indent=2) + "\n")

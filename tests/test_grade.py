@@ -7,6 +7,7 @@ it (``grade_copies``). The attacks a tester found are in ``test_grade_attacks.py
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -107,14 +108,19 @@ def test_inputs_are_drawn_at_grading_time_and_replayed_by_seed(
     save += "raise NotImplementedError"
     relu_attack(student, save)
 
-    def random_input(*args: str) -> np.ndarray:
+    def random_input(*args: str) -> tuple[np.ndarray, str]:
         before = set(seen.iterdir())
-        grade("--student", str(student), "--layers", "activations", *args)
+        result = grade("--student", str(student), "--layers", "activations", *args)
         arrays = [np.load(path) for path in set(seen.iterdir()) - before]
-        return next(a for a in arrays if a.shape == (3, 10))  # the random case, not the hand one
+        # the random case, not the hand one; and the seed the grading says it drew
+        seed = re.search(r"inputs drawn from seed (\d+): --seed \1 ", result.stdout)
+        assert seed is not None, result.stdout
+        return next(a for a in arrays if a.shape == (3, 10)), seed[1]
 
-    assert not np.array_equal(random_input(), random_input())  # no seed: fresh each grading
-    assert np.array_equal(random_input("--seed", "5"), random_input("--seed", "5"))
+    (first, seed), (second, _) = random_input(), random_input()
+    assert not np.array_equal(first, second)  # no seed: fresh each grading
+    assert np.array_equal(random_input("--seed", "5")[0], random_input("--seed", "5")[0])
+    assert np.array_equal(random_input("--seed", seed)[0], first)  # the printed seed replays it
 
 
 def test_json_is_gradescope_results_and_matches_the_table(student: Path, tmp_path: Path) -> None:
