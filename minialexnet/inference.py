@@ -102,7 +102,10 @@ def load_trained(path: str | Path, *, engine: str | None = None) -> Trained:
     state = RunState.load(path)
     classes = tuple(state.classes)
     model = model_from_config(state.config, len(classes), engine=engine or default_engine())
-    copy_into(model.params(), state.params, "parameters")
+    try:
+        copy_into(model.params(), state.params, "parameters")
+    except ValueError as error:  # arrays that do not fit the network: name the file
+        raise ValueError(f"{path}: {error}") from None
     pre = Preprocessor.from_saved(state.preprocess_arrays, state.preprocess)
     return Trained(model.eval(), pre, classes, state.config)
 

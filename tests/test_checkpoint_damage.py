@@ -20,6 +20,7 @@ from test_train import SPLITS, TINY
 
 from minialexnet.checkpoint import RunState
 from minialexnet.cli import main
+from minialexnet.inference import load_trained
 from minialexnet.train import TrainConfig, train
 
 
@@ -175,9 +176,7 @@ def test_an_npy_header_claiming_256_gib_is_refused_without_allocating(good, tmp_
 
 
 @pytest.mark.parametrize("change", ["all float64", "conv1.W transposed"])
-def test_arrays_that_do_not_fit_the_network_are_refused_on_resume_naming_the_file(
-    good, tmp_path, change
-):
+def test_arrays_that_do_not_fit_the_network_are_refused_naming_the_file(good, tmp_path, change):
     def edit(arrays: dict) -> None:
         for name in [k for k in arrays if k.startswith(("param/", "velocity/"))]:
             a = arrays[name]
@@ -190,6 +189,8 @@ def test_arrays_that_do_not_fit_the_network_are_refused_on_resume_naming_the_fil
     config = TrainConfig(epochs=2, out=str(path.parent), **TINY)
     with pytest.raises(ValueError, match=rf"^{path}: checkpoint parameters '[\w.]+' is"):
         train(config, resume=path, splits=SPLITS, progress=False)
+    with pytest.raises(ValueError, match=rf"^{path}: checkpoint parameters '[\w.]+' is"):
+        load_trained(path)  # what evaluate and predict read it with
 
 
 # through the commands: one line on stderr naming the file, exit code 2, no traceback
