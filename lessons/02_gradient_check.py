@@ -310,7 +310,7 @@ print(
 class LinearForgotTranspose(Linear):
     def _backward(self, dout: np.ndarray) -> np.ndarray:
         dx = super()._backward(dout)
-        self.grads["W"] = self._cache.T @ dout  # should be dout.T @ x
+        self.grads["W"] = self._cache.T @ dout  # the product taken in the wrong order
         return dx
 
 
@@ -337,7 +337,7 @@ except ValueError as err:
 # %%
 class ReLUWrongMask(ReLU):
     def _backward(self, dout: np.ndarray) -> np.ndarray:
-        return dout * (dout > 0)  # should be dout * (out > 0)
+        return dout * (dout > 0)  # gated by the sign of dout, not by where the ReLU was on
 
 
 print("ReLU gating the gradient by its own sign:")
@@ -355,8 +355,8 @@ print(check_layer(ReLUWrongMask(), rng.standard_normal((3, 10))))
 # %%
 class LRNWithoutCrossTerm(LocalResponseNorm):
     def _backward(self, dout: np.ndarray) -> np.ndarray:
-        _, r, _ = self._cache  # r = s**-beta, kept by the forward
-        return dout * r  # the cross-channel term is missing
+        _, _, s = self._cache  # s = k + alpha * (window sum of x**2), kept by the forward
+        return dout * s**-self.beta  # the cross-channel term, through s, is missing
 
 
 x_lrn = rng.standard_normal((2, 8, 5, 4))
