@@ -150,7 +150,13 @@ def test_cuda_backend_without_a_gpu_is_one_clear_line_and_exit_code_2():
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(cifar, tmp_path):
+@pytest.mark.parametrize(
+    "signum, name", [(signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM")], ids=["int", "term"]
+)
+def test_ctrl_c_or_sigterm_saves_a_resumable_checkpoint_and_exits_cleanly(
+    cifar, tmp_path, signum, name
+):
+    # SIGTERM is what a job scheduler or `kill` sends: it must save like the first Ctrl-C
     out = tmp_path / "run"
     argv = ["train", *TINY_RUN, "--data", str(cifar), "--epochs", "1000", "--out", str(out)]
     process = subprocess.Popen(
@@ -164,13 +170,16 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(cifar, tmp_path):
         while not (out / "checkpoint.npz").exists():  # the first epoch is done
             assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
             time.sleep(0.05)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signum)
         stdout, stderr = process.communicate(timeout=60)
     finally:
         process.kill()
-    assert process.returncode == 130, stderr
-    assert "Traceback" not in stderr
+    assert process.returncode == 128 + signum, stderr  # 130 for Ctrl-C, 143 for SIGTERM
+    assert "Traceback" not in stderr and f"{name}: stopping after this step" in stdout
     assert "stopped: saved" in stdout
     saved = load_checkpoint(out / "checkpoint.npz")
     assert 1 <= saved.meta["epoch"] < 1000
     assert np.isfinite(saved.params["conv1.W"]).all()
+    epochs = saved.meta["epoch"] + 1
+    assert main(["train", "--resume", str(out / "checkpoint.npz"), "--epochs", str(epochs)]) == 0
+    assert load_checkpoint(out / "checkpoint.npz").meta["epoch"] == epochs
