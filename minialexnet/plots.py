@@ -22,6 +22,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after use("Agg"): the backend must be chosen first
 from matplotlib.figure import Figure
 
+from .checkpoint import atomic_write
+
 if TYPE_CHECKING:  # only for type hints: drawing a figure never needs the model code
     from .accounting import Summary
 
@@ -40,11 +42,12 @@ def figures_dir() -> Path:
 
 def save_figure(fig: Figure, name: str, folder: str | Path | None = None) -> Path:
     """Save ``fig`` as ``<folder>/<name>.png`` (default ``figures_dir()``), close it, return
-    the path."""
+    the path. Written atomically, like every output: a run killed while drawing its curves
+    leaves the previous PNG, never half of one."""
     if folder is not None:
         Path(folder).mkdir(parents=True, exist_ok=True)
     path = (figures_dir() if folder is None else Path(folder)) / f"{name}.png"
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+    atomic_write(path, lambda file: fig.savefig(file, format="png", dpi=120, bbox_inches="tight"))
     plt.close(fig)
     return path
 

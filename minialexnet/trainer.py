@@ -70,6 +70,11 @@ class Trainer:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        if self.out is not None and not self.config:  # its checkpoints could not be read back
+            raise ValueError(
+                "Trainer: out needs config (the run's TrainConfig as a dict, as train.train "
+                "passes it): a checkpoint records it, and one without it cannot be resumed"
+            )
         self.rng = np.random.default_rng(self.seed)
         self.epoch, self.position = 0, 0  # epochs done; batches done in the current epoch
         self.order: np.ndarray | None = None

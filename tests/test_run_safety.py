@@ -330,3 +330,25 @@ def test_a_runs_checkpoint_and_history_are_not_private_under_umask_022(tmp_path)
         os.umask(previous)
     for name in ("checkpoint.npz", "history.json"):
         assert (tmp_path / "run" / name).stat().st_mode & 0o777 == 0o644, name
+
+
+def test_a_figure_cut_short_leaves_the_previous_png_whole(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from minialexnet.plots import save_figure
+
+    fig, _ = plt.subplots()
+    path = save_figure(fig, "curves", folder=tmp_path)
+    before = path.read_bytes()
+    assert before.startswith(b"\x89PNG")
+
+    def dies_half_way(file, **kwargs):
+        file.write(b"\x89PNG half of it")
+        raise KeyboardInterrupt  # the run stopped while drawing
+
+    fig, _ = plt.subplots()
+    fig.savefig = dies_half_way
+    with pytest.raises(KeyboardInterrupt):
+        save_figure(fig, "curves", folder=tmp_path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["curves.png"]  # no temporary file left

@@ -78,8 +78,9 @@ def test_evaluate_reports_the_error_of_a_known_model():
     result = evaluate(model, pre, data)
     assert result["top1_error"] == pytest.approx(6 / 9)
     assert result["top5_error"] == 0
-    p = np.exp([5.0, 0.0, -5.0]) / np.exp([5.0, 0.0, -5.0]).sum()
-    assert result["loss"] == pytest.approx(-np.log(p).mean(), rel=1e-5)
+    # Every image has the logits (5, 0, -5); the labels 0, 1, 2 come equally often, so the mean
+    # loss is log(e^5 + e^0 + e^-5) - mean(5, 0, -5) = 5 + log(1 + e^-5 + e^-10) = 5.0067607.
+    assert result["loss"] == pytest.approx(5.0067607, rel=1e-5)
     assert evaluate(model, pre, data, ten_view=True)["top1_error"] == pytest.approx(6 / 9)
 
 
@@ -144,6 +145,13 @@ def make_trainer(out=None) -> Trainer:
         config=asdict(config),  # what a checkpoint must hold to be read back
         progress=False,
     )
+
+
+def test_a_trainer_that_writes_checkpoints_needs_the_runs_config(tmp_path):
+    # without it, every checkpoint it wrote would be refused when read back: a run lost
+    trainer = make_trainer()
+    with pytest.raises(ValueError, match="Trainer: out needs config"):
+        Trainer(trainer.model, trainer.optimizer, trainer.pre, SPLITS[0], SPLITS[1], out=tmp_path)
 
 
 def test_a_stop_in_mid_epoch_saves_and_resumes_exactly(tmp_path):

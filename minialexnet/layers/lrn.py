@@ -75,9 +75,9 @@ def lrn_backward(
 ) -> np.ndarray:
     """Return dL/dx = dout * s**-beta - 2 a beta x window_sum(dout * out / s) (the module
     docstring derives it), from the forward's x, out and s; all (N, C, H, W)."""
-    # EXERCISE lrn: dx = dout * s**-beta - 2 * a * beta * x * window_sum(dout * out / s).
-    # hint: all arrays (N, C, H, W); out and s come from lrn_forward. The second term is the same
-    # hint: channel window sum as the forward's: the module docstring derives it.
+    # EXERCISE lrn: dx, the direct term through x and the cross-channel term through s.
+    # hint: all arrays (N, C, H, W); out and s come from lrn_forward. The module docstring
+    # hint: derives it: the cross-channel term is a channel window sum, as in the forward.
     return dout * s**-beta - 2 * a * beta * x * channel_window_sum(dout * out / s, n)
     # END EXERCISE
 
