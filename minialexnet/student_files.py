@@ -99,8 +99,10 @@ any correct layer has, and small values worked out by hand (the arithmetic is in
 python -m minialexnet grade                # every layer; --layers pool,lrn for some
 ```
 
-It prints one row per layer (forward, backward, worst gradient-check error, points) and exits 0
-only when every requested layer passes. Your teacher runs the same checks on your copy.
+It prints one row per function you write (result, worst error, points; `-v` for the numbers
+of a failing check) and exits 0 only when every requested layer passes. Your teacher grades
+your copy the same way from the teacher's own install (`grade --student`), on inputs drawn
+afresh, against the teacher's reference and finite differences.
 
 ## Also in this copy
 
