@@ -22,7 +22,8 @@ import math
 
 from minialexnet import Sequential, build_alexnet, summarize
 from minialexnet.layers import Conv2d
-from minialexnet.plots import plot_params_vs_macs, plot_variant_shares, quick_mode, save_figure
+from minialexnet.plots import quick_mode, save_figure
+from minialexnet.plots.accounting import plot_params_vs_macs, plot_variant_shares
 
 # Everything here is bookkeeping that takes seconds, so quick mode (the test suite's smoke
 # run) only shortens the printout: one full table instead of four.

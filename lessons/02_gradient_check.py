@@ -29,7 +29,8 @@ from minialexnet.gradcheck import (
     error_floor,
 )
 from minialexnet.layers import Conv2d, Linear, LocalResponseNorm, ReLU, Tanh, softmax_cross_entropy
-from minialexnet.plots import plot_gradcheck_eps, quick_mode, save_figure
+from minialexnet.plots import quick_mode, save_figure
+from minialexnet.plots.gradcheck import plot_gradcheck_eps
 from minialexnet.tour import layer_cases
 
 QUICK = quick_mode()  # the test suite's smoke run: fewer steps and samples

@@ -23,7 +23,8 @@ import numpy as np
 from minialexnet import build_alexnet
 from minialexnet.data import Preprocessor
 from minialexnet.optim import SGD
-from minialexnet.plots import plot_error_vs_iteration, quick_mode, save_figure
+from minialexnet.plots import quick_mode, save_figure
+from minialexnet.plots.activations import plot_error_vs_iteration
 from minialexnet.train import TrainConfig, Trainer, load_splits
 
 QUICK = quick_mode()

@@ -20,7 +20,8 @@ import numpy as np
 
 from minialexnet.inference import evaluate
 from minialexnet.layers import Dropout
-from minialexnet.plots import plot_dropout_expectation, plot_runs, quick_mode, save_figure
+from minialexnet.plots import plot_runs, quick_mode, save_figure
+from minialexnet.plots.dropout import plot_dropout_expectation
 from minialexnet.train import TrainConfig, load_splits, train
 
 QUICK = quick_mode()

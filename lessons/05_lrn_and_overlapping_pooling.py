@@ -23,7 +23,8 @@ import numpy as np
 from minialexnet.inference import evaluate
 from minialexnet.layers import LocalResponseNorm
 from minialexnet.layers.lrn import channel_window_sum
-from minialexnet.plots import image_grid, plot_lrn_gain, plot_runs, quick_mode, save_figure
+from minialexnet.plots import image_grid, plot_runs, quick_mode, save_figure
+from minialexnet.plots.lrn import plot_lrn_gain
 from minialexnet.train import TrainConfig, load_splits, train
 
 QUICK = quick_mode()

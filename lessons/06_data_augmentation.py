@@ -28,7 +28,8 @@ from minialexnet.data.augment import (
     ten_views,
 )
 from minialexnet.data.datasets import resize_center_crop
-from minialexnet.plots import image_grid, plot_rgb_pca, quick_mode, save_figure
+from minialexnet.plots import image_grid, quick_mode, save_figure
+from minialexnet.plots.augment import plot_rgb_pca
 
 QUICK = quick_mode()  # everything here takes seconds; quick mode only draws fewer samples
 rng = np.random.default_rng(2012)
