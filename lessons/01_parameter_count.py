@@ -23,7 +23,7 @@ import math
 from minialexnet import Sequential, build_alexnet, summarize
 from minialexnet.layers import Conv2d
 from minialexnet.plots import quick_mode, save_figure
-from minialexnet.plots.accounting import plot_params_vs_macs, plot_variant_shares
+from minialexnet.plots.accounting import macs_per_weight, plot_params_vs_macs, plot_variant_shares
 
 # Everything here is bookkeeping that takes seconds, so quick mode (the test suite's smoke
 # run) only shortens the printout: one full table instead of four.
@@ -85,18 +85,20 @@ print(f"            FC   {fc_macs:>13,} ({fc_macs / s.total_macs:6.2%})")
 #
 #     MACs / weight = 1.
 #
-# The table below divides each layer's MACs by its number of weights (biases excluded) and
-# compares with the output positions read from the output shape.
+# The table below divides each layer's MACs by its number of weights (biases excluded:
+# `macs_per_weight`, the same numbers as the figure's third panel) and compares with the
+# output positions read from the output shape.
 
 # %%
+per_weight = macs_per_weight(s, ungrouped)
 print(f"{'layer':<7}{'weights':>13}{'MACs':>16}{'MACs/weight':>13}{'OH x OW':>9}")
 for r in s.rows:
     if r.params == 0:
         continue
     weights = ungrouped.layers[r.name].params["W"].size
     positions = r.output_shape[1] * r.output_shape[2] if r.kind == "Conv2d" else 1
-    assert r.macs == weights * positions  # the claim above, checked for every layer
-    print(f"{r.name:<7}{weights:>13,}{r.macs:>16,}{r.macs / weights:>13,.0f}{positions:>9,}")
+    assert per_weight[r.name] == positions  # the claim above, checked for every layer
+    print(f"{r.name:<7}{weights:>13,}{r.macs:>16,}{per_weight[r.name]:>13,.0f}{positions:>9,}")
 
 fc6 = ungrouped.layers["fc6"].params["W"]
 print(
@@ -128,8 +130,7 @@ print(
 )
 
 # %%
-fig = plot_params_vs_macs(s)
-print("saved", save_figure(fig, "01_params_vs_macs"))
+save_figure(plot_params_vs_macs(s, per_weight), "01_params_vs_macs")
 
 # %% [markdown]
 # ## 3. 224 or 227? The arithmetic of conv1
@@ -167,8 +168,9 @@ print(
 # So every implementation had to pick a fix:
 # * **Caffe** feeds **227x227** with no padding: (227 - 11)/4 + 1 = 55 exactly. This package's
 #   `ungrouped` and `paper` variants do the same.
-# * **torchvision** feeds **224x224** with **padding 2**: 225/4 = 54.25 floors to 54, giving 55
-#   outputs; the row the floor drops is padding, so no image pixel is lost.
+# * **torchvision** feeds **224x224** with **padding 2**: (224 + 4 - 11)/4 = 217/4 = 54.25
+#   floors to 54, plus 1 gives 55 outputs; the row the floor drops is padding, so no image
+#   pixel is lost.
 # * **cuda-convnet** (the paper's own code) rounds the output count **up**: 55 windows, the last
 #   one hanging over the image's edge.
 #
@@ -224,8 +226,7 @@ print(
 # tool in its own right (ResNeXt, and depthwise convolutions where G = channels).
 
 # %%
-fig = plot_variant_shares([summaries[v] for v in VARIANT_NAMES])
-print("saved", save_figure(fig, "01_variants"))
+save_figure(plot_variant_shares([summaries[v] for v in VARIANT_NAMES]), "01_variants")
 
 # %% [markdown]
 # ## 5. "60 million parameters and 650,000 neurons"

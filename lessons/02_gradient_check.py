@@ -125,7 +125,7 @@ for dtype in (np.float64, np.float32):
     )
 
 fig = plot_gradcheck_eps(eps_grid, measured, predicted, chosen_eps=GRADCHECK_EPS)
-print("saved", save_figure(fig, "02_gradcheck_eps"))
+save_figure(fig, "02_gradcheck_eps")  # prints where it saved it
 
 # %% [markdown]
 # Read the figure from the right: the truncation branch has slope 2 (eps^2), exactly as

@@ -29,7 +29,7 @@ from minialexnet.data.augment import (
 )
 from minialexnet.data.datasets import resize_center_crop
 from minialexnet.plots import image_grid, quick_mode, save_figure
-from minialexnet.plots.augment import plot_rgb_pca
+from minialexnet.plots.augment import plot_random_crops, plot_rgb_pca
 
 QUICK = quick_mode()  # everything here takes seconds; quick mode only draws fewer samples
 rng = np.random.default_rng(2012)
@@ -61,14 +61,7 @@ n = 4 if QUICK else 12
 offsets = crop_offsets(n, 256, 224, rng)
 flips = rng.random(n) < 0.5
 crops = flip_some(crop_at(np.repeat(image[None], n, axis=0), offsets, 224), flips)
-titles = [
-    f"at ({t}, {left}){' mirrored' if f else ''}"
-    for (t, left), f in zip(offsets, flips, strict=True)
-]
-save_figure(
-    image_grid(crops, titles, ncols=6, title="Random 224×224 crops of the 256×256 image"),
-    "06_random_crops",
-)
+save_figure(plot_random_crops(image, offsets, flips, crops), "06_random_crops")
 print(f"distinct training inputs per image: {(256 - 224 + 1) ** 2 * 2}")
 
 # %% [markdown]
@@ -82,7 +75,11 @@ views = ten_views(image[None], 224)[:, 0]
 names = ["top-left", "top-right", "bottom-left", "bottom-right", "centre"]
 save_figure(
     image_grid(
-        views, names + [f"{v} mirrored" for v in names], ncols=5, title="The ten test views"
+        views,
+        names + [f"{v} mirrored" for v in names],
+        ncols=5,
+        title="The ten test views",
+        row_labels=["as cropped", "mirrored"],
     ),
     "06_ten_views",
 )
@@ -148,6 +145,7 @@ save_figure(
         ncols=n,
         size=2.2,
         title="PCA colour shifts (rows: σ = 0.1 as in the paper, 0.3, 1)",
+        row_labels=["σ = 0.1\n(the paper)", "σ = 0.3\n(3× the paper)", "σ = 1\n(10× the paper)"],
     ),
     "06_pca_color_shifts",
 )

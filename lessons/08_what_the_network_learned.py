@@ -97,16 +97,26 @@ for name, layer in model.layers.items():
     if name in ("relu1", "relu2", "relu5"):
         activations[name] = x[0]
 digit = test_set.classes[test_set.labels[0]]
-tiles, titles = [], []
+tiles, titles, row_labels = [], [], []
 for row, (name, maps) in enumerate(activations.items()):
+    layer_name = name.replace("relu", "conv")
+    size = "×".join(map(str, maps.shape[1:]))
+    row_labels.append(f"{'input, then ' if row == 0 else ''}{layer_name}\n({size} maps)")
     tiles.append(test_set.images[0].mean(axis=0) / 255 if row == 0 else None)  # the input, once
     titles.append(f"input: a {digit}" if row == 0 else "")
     strongest = np.argsort(-maps.max(axis=(1, 2)))[:7]
     tiles += [maps[c] for c in strongest]
-    titles += [f"{name.replace('relu', 'conv')} ch {c}" for c in strongest]
+    titles += [f"{layer_name} ch {c}" for c in strongest]
     alive = (maps.max(axis=(1, 2)) > 0).mean()
-    print(f"{name.replace('relu', 'conv')}: {maps.shape}, {alive:.0%} of channels active here")
-grid = image_grid(tiles, titles, ncols=8, cmap="magma", title="Feature maps of one test digit")
+    print(f"{layer_name}: {maps.shape}, {alive:.0%} of channels active here")
+grid = image_grid(
+    tiles,
+    titles,
+    ncols=8,
+    cmap="magma",
+    title="Feature maps of one test digit: each row, a layer's 7 most active channels (after ReLU)",
+    row_labels=row_labels,
+)
 save_figure(grid, "08_feature_maps")
 
 # %% [markdown]

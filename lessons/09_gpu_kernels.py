@@ -23,7 +23,7 @@
 import os
 import subprocess
 import sys
-import time
+from functools import partial
 
 from minialexnet.cuda import use_simulator_without_gpu
 
@@ -31,6 +31,7 @@ SIMULATOR = use_simulator_without_gpu()  # must run before anything imports numb
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import LogLocator
 from numba import cuda
 
 from minialexnet import build_alexnet, summarize
@@ -40,9 +41,17 @@ from minialexnet.cuda.gemm import VERSIONS, gemm, gemm_flops, reference
 from minialexnet.optim import SGD
 from minialexnet.plots import quick_mode, save_figure
 from minialexnet.step import train_step
+from minialexnet.timing import timed_calls
 
 QUICK = quick_mode()
-print("running on", "the CUDA simulator (no GPU found)" if SIMULATOR else "a real GPU")
+# The ceilings below are computed for one GPU, from its spec sheet: NVIDIA's H200 datasheet
+# gives 67 TFLOP/s float32 (the H100 SXM's FMA units, 132 multiprocessors) and 4.8 TB/s of
+# HBM3e bandwidth. These are spec-sheet peaks, not measurements.
+SPEC_GPU, PEAK, HBM = "H200", 67.0, 4.8  # name, fp32 TFLOP/s, TB/s
+GPU_NAME = None if SIMULATOR else cuda.get_current_device().name
+if isinstance(GPU_NAME, bytes):  # numba-cuda versions differ: bytes or str
+    GPU_NAME = GPU_NAME.decode()
+print("running on", "the CUDA simulator (no GPU found)" if SIMULATOR else f"a real GPU: {GPU_NAME}")
 
 # %% [markdown]
 # ## 1. The work: AlexNet's GEMMs at batch 128
@@ -55,25 +64,34 @@ print("running on", "the CUDA simulator (no GPU found)" if SIMULATOR else "a rea
 # %%
 alexnet = build_alexnet("ungrouped")
 print(f"{'GEMM':<10}{'M':>6}{'N':>8}{'K':>6}{'GFLOP':>8}{'MB moved':>10}{'FLOP/byte':>11}")
+intensity = {}
 for label, (groups, M, N, K), _ in gemm_shapes(alexnet, batch=128, square=4096)[1:9]:
     flop = gemm_flops(groups, M, N, K)
     bytes_min = 4 * groups * (M * K + K * N + M * N)
+    intensity[label] = flop / bytes_min
     print(
         f"{label:<10}{M:>6}{N:>8}{K:>6}{flop / 1e9:>8.1f}{bytes_min / 1e6:>10.1f}"
-        f"{flop / bytes_min:>11.0f}"
+        f"{intensity[label]:>11.0f}"
     )
 del alexnet
+ridge = PEAK / HBM  # FLOP/byte above which the FMA units, not memory, set the pace
+low, high = min(intensity, key=intensity.get), max(intensity, key=intensity.get)
+above = sum(i > ridge for i in intensity.values())
+print(
+    f"\nThese GEMMs do {intensity[low]:.0f} ({low}) to {intensity[high]:.0f} ({high}) FLOPs per "
+    f"byte they must move; an {SPEC_GPU} stops being limited by memory at {PEAK:.0f} TFLOP/s / "
+    f"{HBM} TB/s = {ridge:.0f} FLOP/byte (spec sheet): {above} of {len(intensity)} are above it."
+)
 
 # %% [markdown]
-# Every GEMM here does 40 to 170 FLOPs per byte it must move: more than the ~20 at which an
-# H100 stops being limited by memory (67 fp32 TFLOP/s over 3.35 TB/s). So a GEMM kernel
-# *can* run at the FMA units' peak; whether it does depends on how it moves its data. (The
-# FC layers have another problem: C is only 4096 x 128, a few dozen tiles for ~132
-# multiprocessors. That is what v5 is for.)
+# So, as the last line says, a GEMM kernel *can* run at the FMA units' peak on these
+# shapes; whether it does depends on how it moves its data. (The FC layers have another
+# problem: C is only 4096 x 128, a few dozen tiles for 132 multiprocessors. That is what v5
+# is for.)
 #
 # ## 2. Why each version is faster: two ceilings
 #
-# A kernel moves data at two levels. **Global memory** (HBM, ~3.35 TB/s on an H100): a
+# A kernel moves data at two levels. **Global memory** (HBM, 4.8 TB/s on an H200): a
 # block that stages tiles of T x K of A and K x T of B computes T x T outputs, so each
 # output costs 2K/T floats of global traffic: intensity T/4 FLOP/byte. **Shared memory**: an
 # SM's shared memory answers one 32-lane load instruction per clock, while its FMA units
@@ -83,8 +101,6 @@ del alexnet
 # from global memory every time; v2 from shared memory, two loads per FMA.)
 
 # %%
-PEAK = 67.0  # H100 SXM fp32 TFLOP/s (datasheet); cuBLAS sgemm reaches ~50
-HBM = 3.35  # TB/s
 tile = {1: 1, 2: 16, 3: 64, 4: 128}  # outputs per block edge (v1: none shared)
 per_thread = {1: 1, 2: 1, 3: 4, 4: 8}  # outputs per thread edge
 ceilings = {}
@@ -99,14 +115,28 @@ for v in (1, 2, 3, 4):
         f"v{v} {VERSIONS[v].name:<19}{global_intensity:>14.2f}{hbm_bound:>11.1f}"
         f"{fma_per_load:>10.1f}{lsu_bound:>11.1f}"
     )
+for v, (hbm_bound, lsu_bound) in ceilings.items():
+    ceiling = min(hbm_bound, lsu_bound)
+    what = (
+        "the fp32 FMA peak itself"
+        if ceiling == PEAK
+        else "global memory"
+        if hbm_bound < lsu_bound
+        else "the shared-memory load unit"
+    )
+    print(f"v{v}: at most {ceiling:4.1f} TFLOP/s on an {SPEC_GPU}, bound by {what}")
 
 # %% [markdown]
-# v1's ceiling is memory (caches make it a little better than the table); v2 moves it to
-# the shared-memory load unit (8 TFLOP/s); v3 to 33; v4 to the FMA peak itself. Measured on
-# one H200 by this project, kernels built like v2, v3 and v4 ran at 7.1, 12.9 and 26.0
-# TFLOP/s (cuBLAS: 50.6): v2 sits on its ceiling, v3 and v4 well under theirs. Something
-# besides loads and FMAs eats the issue slots: integer instructions. Section 4 shows them.
-# (The H200 has the H100's FMA units and more bandwidth: the same ceilings, or higher.)
+# Each step lifts the ceiling that bound the one before (the last lines): v1 is held by
+# global memory (caches make it a little better than the table), v2 by the shared-memory
+# load unit, v3 by the same unit at a higher level, v4 by nothing but the FMA units. These
+# are upper bounds computed from a spec sheet, not speeds: a real kernel also spends issue
+# slots on integer instructions (section 4 shows them), so it runs below its ceiling.
+#
+# This project has not yet timed these kernels on a GPU. docs/facts.md ("GPU notes") quotes
+# one H200 measurement of Numba GEMMs *built like* v2, v3 and v4 (not these files): 7.1, 12.9
+# and 26.0 TFLOP/s at 4096^3, against cuBLAS's 50.6. They are quoted, not plotted: the
+# figure below shows only the computed ceilings and what this run measures itself.
 
 # %% [markdown]
 # ## 3. Run every version, and check it
@@ -137,19 +167,18 @@ if SIMULATOR:
     print("(no timings: the simulator runs each CUDA thread as a Python thread)")
 
 # %% [markdown]
-# The ceilings of section 2 beside measurements: black diamonds are kernels built like v2,
-# v3 and v4, timed at 4096^3 on one H200 by this project (docs/facts.md, "GPU notes"); red
-# stars, on a GPU, are this run's.
+# The ceilings of section 2 as bars (computed from the H200's spec sheet: upper bounds, not
+# measurements). On a GPU, red stars are this run's measured speeds, at the shape above;
+# without one there is nothing measured to plot, and the figure says so.
 
 # %%
-MEASURED_H200 = {2: 7.1, 3: 12.9, 4: 26.0}  # docs/facts.md: kernels built like v2, v3, v4
 fig, ax = plt.subplots(figsize=(7.5, 4.2))
 x = np.arange(4)
-ax.bar(x - 0.2, [ceilings[v][0] for v in (1, 2, 3, 4)], 0.4, label="global-memory (HBM) bound")
+bound = "computed from the spec sheet"
+ax.bar(x - 0.2, [ceilings[v][0] for v in (1, 2, 3, 4)], 0.4, label=f"HBM bound ({bound})")
 ax.bar(x + 0.2, [ceilings[v][1] for v in (1, 2, 3, 4)], 0.4, label="shared-load issue bound")
-ax.axhline(PEAK, color="k", linestyle="--", linewidth=1, label=f"fp32 FMA peak ({PEAK:.0f})")
-ax.plot(
-    [v - 1 for v in MEASURED_H200], list(MEASURED_H200.values()), "kD", label="H200, docs/facts.md"
+ax.axhline(
+    PEAK, color="k", linestyle="--", linewidth=1, label=f"fp32 FMA peak, spec sheet ({PEAK:.0f})"
 )
 if measured:
     ax.plot(
@@ -157,13 +186,20 @@ if measured:
         [measured[v] for v in measured if v < 5],
         "r*",
         markersize=12,
-        label=f"this run, {M}x{N}x{K}",
+        label=f"measured in this run on {GPU_NAME}, {M}x{N}x{K}",
     )
 ax.set_yscale("log")
 ax.set_ylim(0.3, 150)
 ax.set_xticks(x, ["v1\nnaive", "v2\nshared tiles", "v3\n4x4 per thread", "v4\n8x8, unsigned"])
-ax.set_ylabel("TFLOP/s (H100 fp32, log scale)")
-ax.set_title("Each GEMM version lifts the ceiling that bound the one before")
+ax.set_ylabel(f"TFLOP/s ({SPEC_GPU} fp32 ceilings, log scale)")
+measured_note = (
+    f"red: measured on {GPU_NAME}" if measured else "no GPU in this run: nothing measured"
+)
+ax.set_title(
+    "Each GEMM version lifts the ceiling that bound the one before\n"
+    f"(bars: {SPEC_GPU} ceilings computed from its spec sheet; {measured_note})",
+    fontsize=10,
+)
 ax.legend(fontsize=8, loc="upper left")
 save_figure(fig, "09_gemm_ceilings")
 
@@ -172,11 +208,12 @@ save_figure(fig, "09_gemm_ceilings")
 #
 # `python -m minialexnet.cuda.ptx` compiles every kernel to PTX (no GPU needed, only NVVM)
 # and counts the instructions in the basic block that holds most of each kernel's FMAs: the
-# inner loop. Per step of that loop, v3 does 32 FMAs and 16 shared loads, but around them
-# ~90 integer instructions: Numba's signed 64-bit indices need 64-bit address arithmetic and
-# a "did the index go negative? then wrap around" select on every access. v4 declares every
-# index unsigned 32-bit (no wraparound possible, so no check), uses 1-D shared arrays and
-# computes its base offsets once: 64 FMAs, 16 loads, and a handful of others.
+# inner loop. In the full run's scan below, v3's hot block holds 32 FMAs and 16 shared loads,
+# but 87 other instructions around them: Numba's signed 64-bit indices need 64-bit address
+# arithmetic and a "did the index go negative? then wrap around" select on every access. v4
+# declares every index unsigned 32-bit (no wraparound possible, so no check), uses 1-D shared
+# arrays and computes its base offsets once: 64 FMAs, 16 loads and 16 others — twice the
+# FMAs for a fifth of the overhead.
 
 # %%
 if QUICK:
@@ -196,49 +233,79 @@ else:
 # %% [markdown]
 # ## 5. One training step: CPU against GPU
 #
-# The whole step (forward, loss, backward, SGD update) of the `mini` AlexNet on the CPU
-# (NumPy) and, where there is a GPU, with `CudaTrainer`, which keeps every activation,
-# gradient and parameter on the device: the batch goes in, the loss comes out.
-# `python -m minialexnet bench --backend cuda` times the full-size net at batch 128 beside
-# PyTorch's; docs/facts.md ("GPU notes") puts PyTorch's float32 step (cuDNN, TF32 off) at 20.6 ms
-# on an H200.
+# The whole step (forward, loss, backward, SGD update) of the `mini` AlexNet on the CPU, with
+# both engines (the NumPy reference and the fast Numba engine), and, where there is a GPU,
+# with `CudaTrainer`, which keeps every activation, gradient and parameter on the device: the
+# batch goes in, the loss comes out. `python -m minialexnet bench --backend cuda` times the
+# full-size net at batch 128 beside PyTorch's; docs/facts.md ("GPU notes") quotes PyTorch's
+# float32 step (cuDNN, TF32 off) at 20.6 ms on an H200 (a quote, not measured here).
+#
+# The CPU times are wall times on a machine that other programs may share: the printed load
+# average says how shared it was, the min-max range how much that moved the steps, and where
+# the two engines' ranges overlap the lesson says so instead of naming a winner
+# (`python -m minialexnet bench` times them properly, one child process at a time).
 
 # %%
 batch = 8 if QUICK else 64
-model = build_alexnet("mini")
-x, y = random_inputs(model, batch)
-flop = 3 * 2 * summarize(model).total_macs * batch
-optimizer = SGD(model)
-train_step(model, optimizer, x, y)  # warm-up
-start = time.perf_counter()
-repeats = 2 if QUICK else 5
-for _ in range(repeats):
-    train_step(model, optimizer, x, y)
-step_ms = {"CPU (NumPy)": (time.perf_counter() - start) / repeats * 1e3}
+repeats = 3 if QUICK else 5
+step_ms = {}  # name -> wall times of the timed steps, ms
+for engine in ("reference", "fast"):
+    model = build_alexnet("mini", engine=engine)
+    x, y = random_inputs(model, batch)
+    optimizer = SGD(model)
+    # one untimed warm-up step first (the fast engine compiles its kernels there)
+    times = timed_calls(partial(train_step, model, optimizer, x, y), repeats)
+    step_ms[f"CPU, {engine} engine"] = 1e3 * np.array(times)
+flop = 3 * 2 * summarize(model).total_macs * batch  # forward + two backward GEMMs per layer
 if not SIMULATOR:
     trainer = CudaTrainer(model, optimizer)
-    trainer.step(x, y)  # warm-up: compiles every kernel
-    start = time.perf_counter()
-    for _ in range(repeats):
-        trainer.step(x, y)
-    step_ms["GPU (minialexnet.cuda)"] = (time.perf_counter() - start) / repeats * 1e3
+    times = timed_calls(lambda: trainer.step(x, y), repeats)  # warm-up compiles every kernel
+    step_ms[f"GPU ({GPU_NAME}), minialexnet.cuda"] = 1e3 * np.array(times)
+load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+print(f"{repeats} timed steps each, wall time; load average {load:.1f} on {os.cpu_count()} cores")
 for name, ms in step_ms.items():
-    print(f"{name:<24}{ms:9.1f} ms per step   {flop / ms / 1e6:8.1f} GFLOP/s")
+    print(
+        f"{name:<34} median {np.median(ms):9.1f} ms per step (min {ms.min():.1f}, "
+        f"max {ms.max():.1f})   {flop / np.median(ms) / 1e6:6.1f} GFLOP/s"
+    )
+ref, fast = step_ms["CPU, reference engine"], step_ms["CPU, fast engine"]
+if fast.max() < ref.min() or ref.max() < fast.min():
+    ratio = np.median(ref) / np.median(fast)
+    word = "faster" if ratio > 1 else "slower"
+    print(f"the fast engine's step is {max(ratio, 1 / ratio):.1f}x {word} than the reference's")
+else:
+    print(
+        "the two engines' ranges overlap: this run cannot tell them apart "
+        "(other processes were sharing the cores)"
+    )
 if SIMULATOR:
     print("GPU: no GPU here; on one, this cell times CudaTrainer on the same batch.")
 
 # %%
-fig, ax = plt.subplots(figsize=(7, 2.8))
-rates = {name: flop / ms / 1e6 for name, ms in step_ms.items()}  # GFLOP/s
-ax.barh(list(rates), list(rates.values()), color=["tab:blue", "tab:green"][: len(rates)])
-ax.axvline(PEAK * 1e3, color="k", linestyle="--", linewidth=1, label="H100 fp32 peak")
-for i, rate in enumerate(rates.values()):
-    ax.text(rate * 1.3, i, f"{rate:,.1f}", va="center")
+# Only measured times are drawn: no spec-sheet peak, which would compare a measurement
+# with a number nobody measured.
+fig, ax = plt.subplots(figsize=(7.5, 0.55 * len(step_ms) + 1.6))
+names, medians = list(step_ms), [np.median(ms) for ms in step_ms.values()]
+spread = np.array(
+    [[m - ms.min(), ms.max() - m] for m, ms in zip(medians, step_ms.values(), strict=True)]
+)
+colors = ["tab:gray", "tab:blue", "tab:green"][: len(step_ms)]
+bars = ax.barh(names, medians, color=colors, xerr=spread.T, capsize=4)
+ax.bar_label(bars, labels=[f"{m:,.1f} ms" for m in medians], padding=8, fontsize=8)
 ax.set_xscale("log")
-ax.set_xlim(0.1, PEAK * 3e3)
-ax.set_xlabel(f"GFLOP/s of one training step (mini AlexNet, batch {batch}; log scale)")
-ax.set_title("Training step throughput" + ("" if len(rates) > 1 else " (no GPU here to time)"))
-ax.legend(fontsize=8, loc="lower right")
+ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))  # 1-2-5 ticks, plain numbers
+ax.xaxis.set_major_formatter(lambda v, _: f"{v:,.0f}")
+ax.xaxis.set_minor_formatter(lambda v, _: "")  # log-axis minor labels would overlap
+ax.set_xlim(min(medians) / 3, max(ms.max() for ms in step_ms.values()) * 4)  # room for labels
+ax.invert_yaxis()
+ax.set_xlabel(
+    f"ms per training step, measured: median, whiskers min-max of {repeats} "
+    f"(mini AlexNet, batch {batch}; log scale)"
+)
+ax.set_title(
+    "One training step, measured in this run"
+    + (" (no GPU here: the CPU engines only)" if SIMULATOR else "")
+)
 save_figure(fig, "09_step_time")
 
 # %% [markdown]

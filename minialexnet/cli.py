@@ -70,6 +70,20 @@ def cmd_exercises(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_notebooks(args: argparse.Namespace) -> int:
+    from .notebooks import LESSONS_DIR, lesson_scripts, write_notebooks
+
+    lessons = args.lessons or LESSONS_DIR
+    scripts = lesson_scripts(lessons)
+    if not scripts:  # an installed wheel has no lessons/: they live in the clone
+        print(f"no lessons (NN_*.py) in {lessons}: pass --lessons DIR", file=sys.stderr)
+        return 2
+    for path in write_notebooks(args.outdir, scripts):
+        print(f"wrote {path}")
+    print(f"open them with: jupyter lab {args.outdir} (or upload one to Colab)")
+    return 0
+
+
 def cmd_grade(args: argparse.Namespace) -> int:
     from .grade import draw_seed, grade, grade_table, write_results
 
@@ -280,6 +294,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("outdir", help="a new or empty folder outside the project, for the student copy")
     p.add_argument("--layers", help="comma-separated exercise tags (default: all), e.g. conv,pool")
     p.set_defaults(func=cmd_exercises)
+
+    p = commands.add_parser("notebooks", help="write every lesson as a Jupyter notebook (.ipynb)")
+    p.add_argument("outdir", nargs="?", default="notebooks", help="default: notebooks")
+    p.add_argument("--lessons", help="the lessons' folder (default: this clone's lessons/)")
+    p.set_defaults(func=cmd_notebooks)
 
     p = commands.add_parser(
         "grade", help="grade each layer's forward and backward (exit 0: all pass)"

@@ -10,8 +10,9 @@ out = 1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0. Both branches keep the r
 precision of their tail: at x = -40 the output is 4.2e-18, where 0.5 * (1 + tanh(x / 2))
 rounds to 0. The derivative e / (1 + e)**2 is precise in both tails too, where
 out * (1 - out) is 0 as soon as out rounds to 1 (x > 37 in float64).
-ReLU does not saturate: its derivative is 1 wherever the unit is active, which is why the
-paper's ReLU net reached 25% training error six times sooner than the tanh one.
+ReLU does not saturate: its derivative is 1 wherever the unit is active, the reason the
+paper gives for its ReLU net reaching 25% training error six times sooner than the tanh one
+(lesson 03 measures what that does and does not show at small scale).
 Expected gradient-check relative error in float64: below 1e-7 (ReLU: exact away from 0).
 """
 

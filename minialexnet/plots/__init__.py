@@ -1,13 +1,15 @@
 """Where figures are saved, and the figures several lessons and the CLI share.
 
 Each lesson's own figures are in a module of this package named for its topic
-(``accounting``: lesson 01, ``gradcheck``: 02, ``activations``: 03, ``dropout``: 04, ``lrn``: 05,
-``augment``: 06).
+(``why``: lesson 00, ``accounting``: 01, ``gradcheck``: 02, ``activations``: 03, ``dropout``: 04,
+``lrn``: 05, ``augment``: 06, ``kernels``: 07).
 
 Figures are written as PNG with matplotlib's Agg backend (no screen needed) to the folder named
-by the environment variable ``MINIALEXNET_FIGURES``, or ``figures/`` beside the running script's
-working directory when it is unset. Lessons also read ``MINIALEXNET_QUICK=1``, which the test
-suite sets to run each lesson on tiny sizes (``quick_mode``).
+by the environment variable ``MINIALEXNET_FIGURES``, or ``figures/`` in the current working
+directory when it is unset: the repository's tracked ``figures/`` when a lesson is run from the
+repository root (``python lessons/01_parameter_count.py``); ``save_figure`` prints each path it
+writes there. Lessons also read ``MINIALEXNET_QUICK=1``, which the test suite sets to run each
+lesson on tiny sizes (``quick_mode``).
 """
 
 from __future__ import annotations
@@ -40,15 +42,29 @@ def figures_dir() -> Path:
     return folder
 
 
-def save_figure(fig: Figure, name: str, folder: str | Path | None = None) -> Path:
+def save_figure(
+    fig: Figure,
+    name: str,
+    folder: str | Path | None = None,
+    *,
+    announce: bool | None = None,
+) -> Path:
     """Save ``fig`` as ``<folder>/<name>.png`` (default ``figures_dir()``), close it, return
     the path. Written atomically, like every output: a run killed while drawing its curves
-    leaves the previous PNG, never half of one."""
+    leaves the previous PNG, never half of one.
+
+    ``announce`` prints ``saved <path>``; by default only figures that go to ``figures_dir()``
+    are announced — the lessons' figures, so a reader knows where to look — while a caller that
+    names its own folder (the trainer rewriting ``curves.png`` every epoch) stays quiet."""
     if folder is not None:
         Path(folder).mkdir(parents=True, exist_ok=True)
     path = (figures_dir() if folder is None else Path(folder)) / f"{name}.png"
     atomic_write(path, lambda file: fig.savefig(file, format="png", dpi=120, bbox_inches="tight"))
     plt.close(fig)
+    if announce is None:
+        announce = folder is None
+    if announce:
+        print(f"saved {path}")
     return path
 
 
@@ -89,10 +105,12 @@ def image_grid(
     title: str | None = None,
     cmap: str = "gray",
     size: float = 1.6,
+    row_labels: Sequence[str] | None = None,
 ) -> Figure:
     """A grid of images: each (3, H, W) RGB, uint8 or float in [0, 1] (floats outside are
     clipped: normalise first if that is wrong), or (H, W) one-channel, drawn with ``cmap``
-    stretched to that tile's own min..max; a None leaves its cell empty."""
+    stretched to that tile's own min..max; a None leaves its cell empty. ``row_labels``, one
+    per row, are written left of the rows (what each row is)."""
     n = len(images)
     ncols = min(ncols, n)
     nrows = -(-n // ncols)
@@ -105,18 +123,45 @@ def image_grid(
             ax.imshow(_as_displayable(np.asarray(images[i])), cmap=cmap, interpolation="nearest")
         if i < n and titles is not None:
             ax.set_title(titles[i], fontsize=8)
+    if row_labels is not None:
+        if len(row_labels) != nrows:
+            raise ValueError(f"row_labels: expected {nrows} (one per row), got {len(row_labels)}")
+        for ax, label in zip(axes[:, 0], row_labels, strict=True):
+            # outside the (hidden) axes, so no image is covered; bbox_inches="tight" keeps it
+            ax.annotate(
+                label,
+                xy=(-0.08, 0.5),
+                xycoords="axes fraction",
+                ha="right",
+                va="center",
+                fontsize=9,
+                fontweight="bold",
+            )
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     return fig
 
 
-def filter_mosaic(weights: np.ndarray, title: str | None = None, ncols: int = 8) -> Figure:
+def filter_mosaic(
+    weights: np.ndarray, title: str | None = None, ncols: int = 8, *, label_rows: bool = True
+) -> Figure:
     """First-layer filters (F, 3, KH, KW) as small RGB images, each stretched on its own to
-    [0, 1] (so a filter's colours and layout show, not its size) — the paper's Figure 3."""
+    [0, 1] (so a filter's colours and layout show, not its size) — the paper's Figure 3.
+    Each row is labelled with the filter numbers it holds (``label_rows``)."""
     low = weights.min(axis=(1, 2, 3), keepdims=True)
     high = weights.max(axis=(1, 2, 3), keepdims=True)
-    return image_grid((weights - low) / (high - low + 1e-12), ncols=ncols, title=title, size=0.9)
+    count = len(weights)
+    ncols = min(ncols, count)
+    starts = range(0, count, ncols)
+    labels = [f"filters {s}-{min(s + ncols, count) - 1}" for s in starts] if label_rows else None
+    return image_grid(
+        (weights - low) / (high - low + 1e-12),
+        ncols=ncols,
+        title=title,
+        size=0.9,
+        row_labels=labels,
+    )
 
 
 def plot_runs(

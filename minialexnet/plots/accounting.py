@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
@@ -11,14 +11,28 @@ from matplotlib.figure import Figure
 
 if TYPE_CHECKING:
     from ..accounting import Summary
+    from ..model import Sequential
 
 
 CONV_COLOR, FC_COLOR = "tab:blue", "tab:orange"
+# A stacked segment narrower than this (% of the axis) cannot hold its label inside
+MIN_INSIDE_LABEL = 7.0
 
 
-def plot_params_vs_macs(summary: Summary) -> Figure:
+def macs_per_weight(summary: Summary, model: Sequential) -> dict[str, float]:
+    """Forward MACs per weight (biases excluded) of each weighted layer: the one definition
+    lesson 01's table and figure share. A conv weight is used once per output position, so
+    this is exactly OH x OW; an FC weight once per image, so exactly 1. (Dividing by the
+    parameters instead, biases included, would give a little less, and not a whole number.)"""
+    return {
+        r.name: r.macs / model.layers[r.name].params["W"].size for r in summary.rows if r.params > 0
+    }
+
+
+def plot_params_vs_macs(summary: Summary, per_weight: Mapping[str, float]) -> Figure:
     """Three panels over the weighted layers (conv and FC) of one model's ``Summary``:
-    share of the parameters, share of the forward MACs, and MACs per parameter (log scale).
+    share of the parameters, share of the forward MACs, and MACs per weight (log scale;
+    ``per_weight`` from ``macs_per_weight``).
 
     The third panel explains the first two: a conv weight is used once per output position,
     an FC weight once per image.
@@ -41,8 +55,8 @@ def plot_params_vs_macs(summary: Summary) -> Figure:
             False,
         ),
         (
-            "MACs per parameter (log scale; conv: ~OH x OW)",
-            [r.macs / r.params for r in rows],
+            "MACs per weight, biases excluded (log scale)\n= OH x OW for conv, 1 for FC",
+            [per_weight[r.name] for r in rows],
             "{:,.0f}",
             True,
         ),
@@ -93,8 +107,29 @@ def plot_variant_shares(summaries: Sequence[Summary]) -> Figure:
             (100 - conv, conv, FC_COLOR, "FC"),
         ):
             bars = ax.barh(y, shares, left=left, color=color, label=name)
-            text = [f"{v:.1f}%" if v >= 7 else "" for v in shares]  # no label in a sliver
-            ax.bar_label(bars, labels=text, label_type="center", fontsize=8, color="white")
+            inside = [f"{v:.1f}%" if v >= MIN_INSIDE_LABEL else "" for v in shares]
+            ax.bar_label(bars, labels=inside, label_type="center", fontsize=8, color="white")
+            for yi, share, start in zip(
+                y, shares, np.broadcast_to(left, shares.shape), strict=True
+            ):
+                if share >= MIN_INSIDE_LABEL:
+                    continue
+                # a sliver: its label goes beside it, over the neighbouring segment, on a
+                # white box in the sliver's colour (the conv sliver is on the left edge, the
+                # FC sliver on the right)
+                at_left = start == 0
+                ax.annotate(
+                    f"{name} {share:.1f}%",
+                    xy=(start + share if at_left else start, yi),
+                    xytext=(4 if at_left else -4, 0),
+                    textcoords="offset points",
+                    ha="left" if at_left else "right",
+                    va="center",
+                    fontsize=8,
+                    color=color,
+                    fontweight="bold",
+                    bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": color, "lw": 0.8},
+                )
         ax.set_xlim(0, 100)
         ax.xaxis.set_major_formatter(lambda v, _: f"{v:.0f}%")
         ax.set_title(f"share of {title}", fontsize=10)
