@@ -192,7 +192,7 @@ def load_splits(config: TrainConfig, limit: int | None = None) -> tuple[Dataset,
     """(train, val, test) for ``config``: val is a stratified ``val_fraction`` carved out of the
     training split, so the schedule never looks at the test images. ``limit`` keeps only the
     first ``limit`` images of each split (the lessons' quick mode)."""
-    size = config.image_size or stored_size(input_size(config.variant))
+    size = config.image_size  # TrainConfig always sets it (stored_size of the input)
     preflight.check_dataset_memory(config.dataset, config.data, size)
     train_full, test = load_dataset(config.dataset, config.data, size, skip_bad=config.skip_bad)
     splits = (*split_off(train_full, config.val_fraction, seed=config.seed), test)
@@ -201,14 +201,20 @@ def load_splits(config: TrainConfig, limit: int | None = None) -> tuple[Dataset,
     return tuple(s.subset(np.arange(min(limit, len(s)))) for s in splits)
 
 
+def saved_config(state: RunState, where: str) -> TrainConfig:
+    """The config ``state`` was saved with, checked like any other; ``where`` names the
+    checkpoint in the message when it is not valid."""
+    try:
+        return TrainConfig.from_dict(state.config)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{where}: its saved config is not valid ({error})") from None
+
+
 def resume_changes(config: TrainConfig, state: RunState, where: str) -> dict[str, list[Any]]:
     """The options ``config`` changes from the run saved in ``state``, as {name: [old, new]},
     after refusing those that the resume rule (the module docstring) does not let change.
     ``where`` names the checkpoint in the messages."""
-    try:
-        saved = asdict(TrainConfig.from_dict(state.config))
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{where}: its saved config is not valid ({error})") from None
+    saved = asdict(saved_config(state, where))
     now = asdict(config)
     changed = {k: [saved[k], now[k]] for k in now if now[k] != saved[k]}
     for name in FIXED_ON_RESUME:
@@ -367,7 +373,7 @@ def run_train(given: dict[str, Any]) -> int:
         if resume is not None:  # read once: its config here, the rest in train()
             state = RunState.load(resume)
             saved = {**state.config, "out": str(Path(resume).parent)}
-            TrainConfig.from_dict(saved)  # a damaged saved config is named as the file's
+            saved_config(state, resume)  # a damaged saved config: an error naming the file
             config = TrainConfig.from_dict({**saved, **given})
         else:
             config = TrainConfig(**given)

@@ -226,3 +226,13 @@ def test_every_command_reports_a_damaged_checkpoint_in_one_line(
     err = capsys.readouterr().err
     assert err.startswith(f"{command}: {path}: "), err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_a_saved_config_value_out_of_range_is_refused_on_resume_naming_the_file(
+    good, tmp_path, capsys
+):
+    # readable, but a value TrainConfig refuses (lr must be > 0): the message names the file
+    path = edited(good, tmp_path, set_meta("config", "lr", value=-1.0))
+    assert main(["train", "--resume", str(path), "--epochs", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"train: {path}: its saved config is not valid (--lr: "), err
