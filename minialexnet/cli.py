@@ -55,12 +55,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_exercises(args: argparse.Namespace) -> int:
     from .exercises import project_root, write_student_copy
 
+    layers = split_layers(args.layers)
     try:
-        regions = write_student_copy(args.outdir, split_layers(args.layers))
+        regions = write_student_copy(args.outdir, layers)
     except (ValueError, FileNotFoundError) as error:  # OUTDIR, --layers, not a git checkout
         print(error, file=sys.stderr)
         return 2
-    extra = {r.tag for r in regions} - set(split_layers(args.layers) or [r.tag for r in regions])
+    extra = {r.tag for r in regions} - set(layers or [r.tag for r in regions])
     if extra:  # conv and im2col: one convolution written twice (exercises.SAME_MATH)
         print(f"also stripped, the same math written again: {', '.join(sorted(extra))}")
     print(f"wrote a student copy to {args.outdir}: {len(regions)} regions replaced by hints")

@@ -240,17 +240,18 @@ def source_files(root: Path) -> list[Path]:
     ]
 
 
-def all_regions(root: Path) -> list[Region]:
-    """Every EXERCISE region in the project's Python sources."""
+def regions_in(files: Iterable[Path]) -> list[Region]:
+    """Every EXERCISE region in the Python files among ``files``."""
     regions = []
-    for path in source_files(root):
+    for path in files:
         if path.suffix == ".py":
             regions += find_regions(path, path.read_text().splitlines())
     return regions
 
 
-def known_tags(root: Path) -> list[str]:
-    return sorted({r.tag for r in all_regions(root)})
+def all_regions(root: Path) -> list[Region]:
+    """Every EXERCISE region in the project's Python sources."""
+    return regions_in(source_files(root))
 
 
 def with_same_math(tags: set[str]) -> set[str]:
@@ -295,15 +296,16 @@ def write_student_copy(
     from .student_files import student_readme, student_setup_cfg  # the teacher's side only
 
     root = Path(root).resolve() if root is not None else project_root()
-    tags = known_tags(root)
+    files = source_files(root)  # listed and scanned once: the checks and the copy share them
+    regions = regions_in(files)
+    tags = sorted({r.tag for r in regions})
     wanted = set(tags if layers is None else layers)
     unknown = wanted - set(tags)
     if unknown:
         raise ValueError(f"exercises: unknown layer(s) {sorted(unknown)}; known: {tags}")
     wanted = with_same_math(wanted)
     target = check_out_dir(out_dir, root)
-    stripped: list[Region] = []
-    files = source_files(root)
+    stripped = [r for r in regions if r.tag in wanted]
     for path in files:
         destination = target / path.relative_to(root)
         destination.parent.mkdir(parents=True, exist_ok=True)
@@ -311,9 +313,8 @@ def write_student_copy(
             shutil.copy2(path, destination)
             continue
         lines = path.read_text().splitlines()
-        regions = [r for r in find_regions(path, lines) if r.tag in wanted]
-        stripped += regions
-        destination.write_text("\n".join(strip_regions(lines, regions)) + "\n")
+        mine = [r for r in stripped if r.path == path]
+        destination.write_text("\n".join(strip_regions(lines, mine)) + "\n")
     names = [path.relative_to(root).as_posix() for path in files]
     (target / "README.md").write_text(student_readme(stripped, root, names))
     (target / "setup.cfg").write_text(student_setup_cfg((root / "setup.cfg").read_text()))

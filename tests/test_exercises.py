@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from grade_copies import points, put_back, rows, total
 
 from minialexnet.cli import main
 from minialexnet.exercises import (
@@ -184,22 +185,20 @@ def test_stripped_copy_grades_zero_then_full_marks_with_the_bodies_back(tmp_path
 
     result = run_in(copy, "-m", "minialexnet", "grade", "--layers", "pool,lrn,linear")
     assert result.returncode == 1, result.stdout + result.stderr
-    lines = result.stdout.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("layer ")) + 2
-    table = lines[start : start + next(i for i, line in enumerate(lines[start:]) if line[0] == "-")]
-    by_layer = {layer: [row for row in table if row.split()[0] == layer] for layer in CHECKS}
+    table = rows(result.stdout)  # (layer, function) -> row
     for layer in ("pool", "lrn"):  # a row per function: the forwards not implemented, 0 points
-        assert any("not implemented" in row for row in by_layer[layer]), table
-        assert all(row.split()[-3] == "0" for row in by_layer[layer]), table
-    assert all(row.split()[-3] == row.split()[-1] for row in by_layer["linear"]), table
+        mine = [row for (name, _), row in table.items() if name == layer]
+        assert any("not implemented" in row for row in mine), table
+        assert all(points(row)[0] == 0 for row in mine), table
+    linear = [row for (name, _), row in table.items() if name == "linear"]
+    assert linear and all(points(row)[0] == points(row)[1] for row in linear), table
     assert "Traceback" not in result.stdout + result.stderr
 
-    for region in regions:  # the teacher puts the reference bodies back
-        relative = region.path.relative_to(ROOT)
-        shutil.copy2(region.path, copy / relative)
+    # the teacher puts the reference bodies back
+    put_back(copy, *{r.path.relative_to(ROOT).as_posix() for r in regions})
     result = run_in(copy, "-m", "minialexnet", "grade", "--layers", "pool,lrn,linear")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.splitlines()[-1].split()[-3:] == ["30", "/", "30"]
+    assert total(result.stdout) == (30, 30)
 
 
 # -- what a copy holds ------------------------------------------------------------------------
