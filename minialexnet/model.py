@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from .layers import Layer
-from .layers.base import FLOAT_DTYPES, Shape, check_array, check_positive_int, check_real
+from .layers.base import Shape, check_array, check_float_dtype, check_positive_int, check_real
 
 
 class Sequential:
@@ -149,8 +149,7 @@ class Sequential:
 
     def astype(self, dtype: type | np.dtype) -> Sequential:
         """Convert every parameter to ``dtype`` in place (float64 for gradient checks)."""
-        if np.dtype(dtype) not in FLOAT_DTYPES:
-            raise TypeError(f"{self.name}: dtype must be float32 or float64, got {np.dtype(dtype)}")
+        dtype = check_float_dtype(self.name, dtype)
         for layer in self.layers.values():
             layer.astype(dtype)
         return self

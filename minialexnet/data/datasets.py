@@ -108,9 +108,11 @@ def split_off(dataset: Dataset, fraction: float, seed: int = 0) -> tuple[Dataset
 def resize_center_crop(image: Image.Image, size: int) -> np.ndarray:
     """Rescale so the shorter side is ``size``, take the central size×size: (3, size, size) uint8.
 
-    Bilinear (with Pillow's antialiasing when shrinking). Grayscale and RGBA become RGB.
+    Bilinear (with Pillow's antialiasing when shrinking). Expects RGB, as ``images.decode_image``
+    gives it (transparency over white); another mode is converted as Pillow converts it.
     """
-    image = image.convert("RGB")
+    if image.mode != "RGB":  # convert() would copy an RGB image for nothing
+        image = image.convert("RGB")
     w, h = image.size
     scale = size / min(w, h)
     new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))
