@@ -179,7 +179,8 @@ def check_array_gradient(
         )
     rng = rng if rng is not None else np.random.default_rng(0)
     floor = error_floor(analytic)
-    worst = ArrayCheck(name, 0.0, (), 0.0, 0.0, 0, array.size)
+    # the worst entry so far: its error, index, analytic and numeric gradients
+    worst: tuple[float, tuple[int, ...], float, float] = (0.0, (), 0.0, 0.0)
     nonzero = np.flatnonzero(analytic) if nonzero_only else None
     among = nonzero if nonzero is not None and nonzero.size else None
     indices = sample_indices(array.shape, max_samples, rng, among)
@@ -192,16 +193,22 @@ def check_array_gradient(
             retried += 1
             for step in (eps / 10, eps / 100):
                 again = central_difference(loss, array, index, step)
-                if relative_error(a, again, floor) < error:
-                    numeric, error = again, relative_error(a, again, floor)
+                if (error_again := relative_error(a, again, floor)) < error:
+                    numeric, error = again, error_again
         floor_used += max(abs(a), abs(numeric)) < floor
         zero_checked += a == 0
-        if error >= worst.max_rel_error:
-            worst = ArrayCheck(name, error, index, a, numeric, 0, array.size)
-    worst.checked, worst.floor_used, worst.zero_checked = len(indices), floor_used, zero_checked
-    worst.nonzero = None if nonzero is None else int(nonzero.size)
-    worst.retried = retried
-    return worst
+        if error >= worst[0]:
+            worst = (error, index, a, numeric)
+    return ArrayCheck(
+        name,
+        *worst,
+        checked=len(indices),
+        size=array.size,
+        floor_used=floor_used,
+        zero_checked=zero_checked,
+        nonzero=None if nonzero is None else int(nonzero.size),
+        retried=retried,
+    )
 
 
 def check_layer(
