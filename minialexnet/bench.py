@@ -66,6 +66,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .bench_child import FAST_RTOL, FRAMEWORKS, PYTORCH, ChildError, run_child
+from .layers.base import is_int
 from .model import ENGINES, VARIANTS
 from .timing import QUIET_S, Spread, blas_info, blas_threads
 from .torch_twin import AGREEMENT_RTOL
@@ -195,11 +196,6 @@ def load_average() -> list[float]:
 MAX_BATCH = 256
 MAX_REPEATS = 100
 MAX_PROCESSES = 20
-
-
-def is_int(value: object) -> bool:
-    """An int that is not a bool (``True`` would otherwise pass as 1)."""
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def check_arguments(

@@ -41,6 +41,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from .layers.base import is_finite_number, is_int
 from .safe_npz import read_npz
 
 FORMAT = 1
@@ -260,14 +261,6 @@ class RunState:
         return cls(ckpt.params, ckpt.velocities, preprocess_arrays=data, order=order, **meta)
 
 
-def _int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _num(v: Any) -> bool:
-    return (_int(v) or isinstance(v, float)) and np.isfinite(v)
-
-
 def _rng_state(v: Any) -> bool:
     """Whether ``v`` is a state a NumPy generator accepts (what every saved generator is)."""
     try:
@@ -291,12 +284,12 @@ CONFIG_CHECKS: dict[str, Callable[[Any], bool]] = {
     "dataset": lambda v: isinstance(v, str),
     "data": lambda v: v is None or isinstance(v, str),
     "variant": lambda v: isinstance(v, str),
-    "seed": lambda v: _int(v) and v >= 0,
-    "val_fraction": lambda v: _num(v) and 0 < v < 1,
-    "dropout": lambda v: _num(v) and 0 <= v < 1,
+    "seed": lambda v: is_int(v) and v >= 0,
+    "val_fraction": lambda v: is_finite_number(v) and 0 < v < 1,
+    "dropout": lambda v: is_finite_number(v) and 0 <= v < 1,
     "activation": lambda v: isinstance(v, str),
     "lrn": lambda v: v is None or isinstance(v, bool),
-    "pool": lambda v: isinstance(v, list) and len(v) == 2 and all(_int(k) and k > 0 for k in v),
+    "pool": lambda v: isinstance(v, list) and len(v) == 2 and all(is_int(k) and k > 0 for k in v),
 }
 META_CHECKS: dict[str, Callable[[Any], bool]] = {
     "config": lambda v: _keys(v, CONFIG_CHECKS),
@@ -304,27 +297,29 @@ META_CHECKS: dict[str, Callable[[Any], bool]] = {
     "preprocess": lambda v: _keys(
         v,
         {
-            "size": lambda k: _int(k) and k > 0,
-            "crop": lambda k: _int(k) and k > 0,
+            "size": lambda k: is_int(k) and k > 0,
+            "crop": lambda k: is_int(k) and k > 0,
             "random_crop": lambda k: isinstance(k, bool),
             "flip": lambda k: isinstance(k, bool),
-            "pca_sigma": lambda k: _num(k) and k >= 0,
+            "pca_sigma": lambda k: is_finite_number(k) and k >= 0,
         },
     ),
-    "epoch": lambda v: _int(v) and v >= 0,
-    "position": lambda v: _int(v) and v >= 0,
-    "lr": lambda v: _num(v) and v > 0,
+    "epoch": lambda v: is_int(v) and v >= 0,
+    "position": lambda v: is_int(v) and v >= 0,
+    "lr": lambda v: is_finite_number(v) and v > 0,
     "schedule": lambda v: (
         v is None
         or _keys(
-            v, {"best": lambda k: isinstance(k, (int, float)), "bad_epochs": _int, "drops": _int}
+            v,
+            {"best": lambda k: isinstance(k, (int, float)), "bad_epochs": is_int, "drops": is_int},
         )
     ),
     "rng": _rng_state,
     "dropout_rngs": lambda v: isinstance(v, dict) and all(map(_rng_state, v.values())),
-    "totals": lambda v: _keys(v, {"loss": _num, "errors": _int, "seen": _int}),
+    "totals": lambda v: _keys(v, {"loss": is_finite_number, "errors": is_int, "seen": is_int}),
     "history": lambda v: (
-        isinstance(v, list) and all(_keys(h, dict.fromkeys(HISTORY_KEYS, _num)) for h in v)
+        isinstance(v, list)
+        and all(_keys(h, dict.fromkeys(HISTORY_KEYS, is_finite_number)) for h in v)
     ),
     "changes": lambda v: isinstance(v, list) and all(isinstance(h, dict) for h in v),
 }

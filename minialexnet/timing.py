@@ -149,6 +149,23 @@ def blas_threads() -> int:
     return os.cpu_count() or 1
 
 
+def one_thread() -> None:
+    """Run BLAS, OpenMP and, where the fast engine is installed, Numba on one thread each, for
+    the rest of the process. For the lessons' small nets: their matrices are too small to share
+    among cores, and on a busy 2-core machine the idle threads spin (a lesson's epoch measured 3
+    CPU-seconds on one thread, up to 58 on two). A student copy has neither the fast engine nor
+    Numba; its layers are the reference and only BLAS is limited."""
+    from threadpoolctl import threadpool_limits
+
+    from .model import is_real_package
+
+    threadpool_limits(1)  # applied now, for good: not used as a context manager
+    if is_real_package("minialexnet.fast"):
+        import numba
+
+        numba.set_num_threads(1)
+
+
 def blas_info() -> list[dict[str, Any]]:
     """threadpoolctl's description of each BLAS loaded in this process (library, version,
     kernels, threads); empty where threadpoolctl is not installed."""

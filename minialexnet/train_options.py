@@ -8,11 +8,11 @@ given, for the CLI and Python users alike.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .data import DATASETS
+from .layers.base import is_finite_number, is_int
 from .model import ENGINES, VARIANTS, input_size
 from .optim import INITS
 
@@ -25,19 +25,11 @@ def option(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _num(v: Any) -> bool:
-    return (_int(v) or isinstance(v, float)) and math.isfinite(v)
-
-
 def option_checks(c: TrainConfig) -> list[tuple[str, Callable[[Any], bool], str]]:
     """(field, test, what is expected) for every option with a restricted value."""
     choices = lambda options: (lambda v: v in options, f"one of {tuple(options)}")  # noqa: E731
-    positive_int = (lambda v: _int(v) and v >= 1, "an integer >= 1")
-    fraction = (lambda v: _num(v) and 0 < v < 1, "a number strictly between 0 and 1")
+    positive_int = (lambda v: is_int(v) and v >= 1, "an integer >= 1")
+    fraction = (lambda v: is_finite_number(v) and 0 < v < 1, "a number strictly between 0 and 1")
     in_size = input_size(c.variant) if c.variant in VARIANTS else 1
     optional_str = (lambda v: v is None or isinstance(v, str), "a path or None")
     flag = (lambda v: isinstance(v, bool), "True or False")
@@ -47,13 +39,13 @@ def option_checks(c: TrainConfig) -> list[tuple[str, Callable[[Any], bool], str]
         "variant": choices(VARIANTS),
         "epochs": positive_int,
         "batch_size": positive_int,
-        "lr": (lambda v: _num(v) and v > 0, "a number > 0"),
-        "momentum": (lambda v: _num(v) and 0 <= v < 1, "a number in [0, 1)"),
-        "weight_decay": (lambda v: _num(v) and v >= 0, "a number >= 0"),
+        "lr": (lambda v: is_finite_number(v) and v > 0, "a number > 0"),
+        "momentum": (lambda v: is_finite_number(v) and 0 <= v < 1, "a number in [0, 1)"),
+        "weight_decay": (lambda v: is_finite_number(v) and v >= 0, "a number >= 0"),
         "init": choices(INITS),
-        "seed": (lambda v: _int(v) and 0 <= v < 2**63, "an integer >= 0"),
+        "seed": (lambda v: is_int(v) and 0 <= v < 2**63, "an integer >= 0"),
         "image_size": (
-            lambda v: v is None or (_int(v) and v >= in_size),
+            lambda v: v is None or (is_int(v) and v >= in_size),
             f"an integer >= {in_size} (the {c.variant} net's input size; it crops from the "
             f"stored images)",
         ),
@@ -61,10 +53,10 @@ def option_checks(c: TrainConfig) -> list[tuple[str, Callable[[Any], bool], str]
         "random_crop": flag,
         "flip": flag,
         "pca": flag,
-        "pca_sigma": (lambda v: _num(v) and v >= 0, "a number >= 0"),
+        "pca_sigma": (lambda v: is_finite_number(v) and v >= 0, "a number >= 0"),
         "val_fraction": fraction,
         "patience": positive_int,
-        "max_lr_drops": (lambda v: _int(v) and v >= 0, "an integer >= 0"),
+        "max_lr_drops": (lambda v: is_int(v) and v >= 0, "an integer >= 0"),
         "ten_view": flag,
         "out": optional_str,
         "backend": choices(("cpu", "cuda")),
@@ -73,9 +65,9 @@ def option_checks(c: TrainConfig) -> list[tuple[str, Callable[[Any], bool], str]
         "activation": (lambda v: isinstance(v, str), "an activation name"),
         "lrn": (lambda v: v is None or isinstance(v, bool), "True, False or None"),
         "pool": (
-            lambda v: isinstance(v, tuple) and len(v) == 2 and all(_int(k) and k > 0 for k in v),
+            lambda v: isinstance(v, tuple) and len(v) == 2 and all(is_int(k) and k > 0 for k in v),
             "two integers > 0 (size, stride)",
         ),
-        "dropout": (lambda v: _num(v) and 0 <= v < 1, "a number in [0, 1)"),
+        "dropout": (lambda v: is_finite_number(v) and 0 <= v < 1, "a number in [0, 1)"),
     }
     return [(name, ok, expected) for name, (ok, expected) in table.items()]

@@ -119,6 +119,17 @@ def check_array(
     return x
 
 
+def is_int(value: object) -> bool:
+    """A Python int that is not a bool (``True`` would otherwise pass as 1): the test the CLI
+    options, the bench's arguments and a checkpoint's saved values use."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_finite_number(value: object) -> bool:
+    """An int (not a bool) or a float, and finite."""
+    return (is_int(value) or isinstance(value, float)) and math.isfinite(value)  # type: ignore[arg-type]
+
+
 def check_positive_int(layer: str, argument: str, value: Any, *, minimum: int = 1) -> int:
     """Return ``value`` as an int, or raise naming the layer and argument.
 
