@@ -20,17 +20,16 @@
 from collections.abc import Callable
 
 import numpy as np
-import threadpoolctl
 from tqdm import tqdm
 
 from minialexnet import build_alexnet
 from minialexnet.data import Preprocessor, load_digits, split_off
 from minialexnet.layers import ReLU, Sigmoid, Tanh
-from minialexnet.model import Sequential, engine_layers, is_real_package
+from minialexnet.model import Sequential, engine_layers
 from minialexnet.optim import SGD, initialize
 from minialexnet.plots import quick_mode, save_figure
 from minialexnet.plots.activations import plot_cost, plot_figure1, plot_per_layer
-from minialexnet.timing import timed_calls
+from minialexnet.timing import one_thread, timed_calls
 from minialexnet.train import TrainConfig, Trainer, load_splits
 
 QUICK = quick_mode()
@@ -39,11 +38,7 @@ ACTIVATIONS = ("relu", "tanh", "sigmoid")
 # One thread: these nets are small, and a second thread costs more in handing work over than
 # it saves (measured on 2 shared cores: a step of section 4's net took 10 ms of CPU on one
 # thread, 230 ms on two, the threads spinning while they waited for each other).
-threadpoolctl.threadpool_limits(1)
-if is_real_package("minialexnet.fast"):  # the fast engine's Numba kernels (a student copy has
-    import numba  # neither the engine nor Numba: its layers are the reference)
-
-    numba.set_num_threads(1)
+one_thread(numba=True)
 
 # %% [markdown]
 # ## 1. Cheap
@@ -69,11 +64,12 @@ what = f"{BATCH} × 96 × 55 × 55 float32 (conv1's output at batch {BATCH})"
 save_figure(plot_cost(cost_ms, what), "03_cost")
 
 # %% [markdown]
-# Not what the slogan says, against tanh. ReLU's forward (1.21 ms) and tanh's (1.15 ms) cost
-# the same here: NumPy evaluates float32 tanh with vectorised machine code, and both are
-# limited by reading and writing the array's 9 MB, not by arithmetic. Sigmoid, written to be
-# exact in both tails (an exponential, an absolute value and a choice per element:
-# `layers/activations.py`), is about 40× slower forward and 6× slower backward. And next to
+# Not what the slogan says, against tanh. ReLU's forward and tanh's cost about the same here
+# (the printed ratios; 1.17 and 1.15 ms on a quiet 2-core machine): NumPy evaluates float32
+# tanh with vectorised machine code, and both are limited by reading and writing the array's
+# 9 MB, not by arithmetic. Sigmoid, written to be exact in both tails (an exponential, an
+# absolute value and a choice per element: `layers/activations.py`), is several times slower
+# (12x forward and 2x backward on that quiet machine; 42x and 6.5x on a busy one). And next to
 # its layer any activation is small change: conv1 itself is 105 million multiply-accumulates
 # per image (lesson 01) for 0.29 million activations. "Cheap" is an argument about
 # exponentials; with a vectorised tanh on a CPU it is not a reason to prefer ReLU to tanh.
@@ -163,7 +159,8 @@ for activation, seed in tqdm([(a, s) for a in ACTIVATIONS for s in SEEDS], desc=
 
     def record(x, y, loss, logits, model=model, norms=norms, fractions=fractions) -> bool:
         norms.append(weight_grad_norms(model))  # the gradient this step used
-        fractions.append(active_fraction(model, x))  # this batch's units, after its step
+        if len(norms) <= 5 or len(norms) > GRAD_STEPS - 5:  # only the first and last 5 are read
+            fractions.append(active_fraction(model, x))  # this batch's units, after its step
         return len(norms) >= GRAD_STEPS
 
     train_watched(model, (mini_pre, mini_train, mini_val), 0.01, seed, record)

@@ -21,7 +21,6 @@
 
 import numpy as np
 from sklearn.datasets import load_digits
-from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from minialexnet.data import Dataset, batch_slices, split_off
@@ -31,6 +30,7 @@ from minialexnet.optim import SGD
 from minialexnet.plots import quick_mode, save_figure
 from minialexnet.plots.dropout import plot_dropout_expectation, plot_ensemble, plot_overfitting
 from minialexnet.step import train_step
+from minialexnet.timing import one_thread
 
 QUICK = quick_mode()
 
@@ -139,18 +139,17 @@ def train_fc(p: float, seed: int) -> tuple[Sequential, dict[str, np.ndarray]]:
 
 
 # Matrices of 32 x 1,024 are too small to share among cores: on a busy machine OpenBLAS's
-# extra threads spin and cost ten times the CPU time they save. One thread, when we can say so.
-one_blas_thread = threadpool_limits(1)
+# extra threads spin and cost ten times the CPU time they save.
+one_thread(numba=False)
 
 LABELS = {P: f"dropout {P}", 0.0: "no dropout"}
 nets: dict[float, list[Sequential]] = {p: [] for p in LABELS}
 runs: dict[str, dict[str, np.ndarray]] = {}
-with one_blas_thread:
-    for p, seed in tqdm([(p, s) for p in LABELS for s in SEEDS], desc="training FC nets"):
-        model, curves = train_fc(p, seed)
-        nets[p].append(model)
-        for key, values in curves.items():
-            runs.setdefault(LABELS[p], {}).setdefault(key, []).append(values)
+for p, seed in tqdm([(p, s) for p in LABELS for s in SEEDS], desc="training FC nets"):
+    model, curves = train_fc(p, seed)
+    nets[p].append(model)
+    for key, values in curves.items():
+        runs.setdefault(LABELS[p], {}).setdefault(key, []).append(values)
 runs = {label: {k: np.stack(v) for k, v in r.items()} for label, r in runs.items()}
 print(
     f"{len(SEEDS)} seeds x 2 nets: {N_TRAIN} training images, FC layers of {HIDDEN} units, "
@@ -186,28 +185,27 @@ def sub_network_logits(model: Sequential, x: np.ndarray, passes: int) -> np.ndar
 
 ensemble = {a: {m: [] for m in ("diff", "agree", "error")} for a in ("arithmetic", "geometric")}
 scaled_error = []
-with one_blas_thread:
-    for model in nets[P]:
-        model.eval()
-        with model.no_grad():
-            scaled = softmax(model.forward(x_test))
-        scaled_error.append(float((scaled.argmax(axis=1) != y_test).mean()))
-        logits = sub_network_logits(model, x_test, KS[-1])
-        cumulative = np.cumsum([softmax(one) for one in logits], axis=0)  # row-wise
-        cumulative_logits = np.cumsum(logits, axis=0)
-        for average in ensemble:
-            rows = {m: [] for m in ensemble[average]}
-            for k in KS:
-                # the normalized geometric mean of softmax outputs is the softmax of mean logits
-                if average == "arithmetic":
-                    prob = cumulative[k - 1] / k
-                else:
-                    prob = softmax(cumulative_logits[k - 1] / k)
-                rows["diff"].append(np.abs(prob - scaled).mean())
-                rows["agree"].append((prob.argmax(axis=1) == scaled.argmax(axis=1)).mean())
-                rows["error"].append((prob.argmax(axis=1) != y_test).mean())
-            for metric, values in rows.items():
-                ensemble[average][metric].append(values)
+for model in nets[P]:
+    model.eval()
+    with model.no_grad():
+        scaled = softmax(model.forward(x_test))
+    scaled_error.append(float((scaled.argmax(axis=1) != y_test).mean()))
+    logits = sub_network_logits(model, x_test, KS[-1])
+    cumulative = np.cumsum([softmax(one) for one in logits], axis=0)  # row-wise
+    cumulative_logits = np.cumsum(logits, axis=0)
+    for average in ensemble:
+        rows = {m: [] for m in ensemble[average]}
+        for k in KS:
+            # the normalized geometric mean of softmax outputs is the softmax of mean logits
+            if average == "arithmetic":
+                prob = cumulative[k - 1] / k
+            else:
+                prob = softmax(cumulative_logits[k - 1] / k)
+            rows["diff"].append(np.abs(prob - scaled).mean())
+            rows["agree"].append((prob.argmax(axis=1) == scaled.argmax(axis=1)).mean())
+            rows["error"].append((prob.argmax(axis=1) != y_test).mean())
+        for metric, values in rows.items():
+            ensemble[average][metric].append(values)
 ensemble = {a: {m: np.array(v) for m, v in r.items()} for a, r in ensemble.items()}
 scaled_error = np.array(scaled_error)
 save_figure(plot_ensemble(KS, ensemble, scaled_error), "04_dropout_ensemble")

@@ -24,7 +24,6 @@ from dataclasses import replace
 from itertools import product
 
 import numpy as np
-from threadpoolctl import threadpool_limits  # installed with scikit-learn, a dependency
 from tqdm import tqdm
 
 from minialexnet.inference import evaluate
@@ -32,13 +31,14 @@ from minialexnet.layers import LocalResponseNorm
 from minialexnet.layers.lrn import channel_window_sum
 from minialexnet.plots import quick_mode, save_figure
 from minialexnet.plots.lrn import plot_lrn_gain, plot_lrn_maps, plot_lrn_vector, plot_pooling_seeds
+from minialexnet.timing import one_thread
 from minialexnet.train import TrainConfig, load_splits, train
 
 QUICK = quick_mode()
-# One BLAS thread: the mini net's matrices are small, so a second thread has little to split,
-# and on a busy machine OpenBLAS's waiting threads spin: one epoch measured 3 CPU-seconds with
-# one thread and up to 58 with two while other jobs ran. Numba's kernels keep their threads.
-threadpool_limits(1, user_api="blas")
+# One thread: the mini net's matrices are small, so a second thread has little to split, and
+# on a busy machine the waiting threads spin: one epoch measured 3 CPU-seconds with one thread
+# and up to 58 with two while other jobs ran.
+one_thread(numba=False)
 
 # %% [markdown]
 # ## 1. Competition between neighbouring channels, on one pixel
@@ -159,7 +159,7 @@ histories = {label: [] for label in pools}
 finals = {
     label: {"test error": [], "validation error": [], "train-test gap": []} for label in pools
 }
-rows, nets = [], {}
+rows, first_trainer = [], None  # section 4 looks inside the first net
 for (label, pool), seed in tqdm(list(product(pools.items(), seeds)), desc="trainings"):
     result = train(replace(config, pool=pool, seed=seed), splits=splits, progress=False)
     model, pre = result.trainer.model, result.trainer.pre
@@ -169,7 +169,7 @@ for (label, pool), seed in tqdm(list(product(pools.items(), seeds)), desc="train
     for metric, value in zip(finals[label], (test_err, val_err, test_err - train_err), strict=True):
         finals[label][metric].append(value)
     rows.append((label, seed, model.num_params(), train_err, val_err, test_err))
-    nets[label, seed] = result.trainer
+    first_trainer = first_trainer or result.trainer
 
 print(f"{'pooling':>24}  seed  {'params':>7}  {'train':>6}  {'val':>6}  {'test':>6}  {'gap':>6}")
 for label, seed, params, train_err, val_err, test_err in rows:
@@ -254,8 +254,7 @@ print(
 # the net was trained, then the same image in the paper's 0..255 units.
 
 # %%
-trainer = nets[next(iter(pools)), seeds[0]]
-model, pre = trainer.model.eval(), trainer.pre
+model, pre = first_trainer.model.eval(), first_trainer.pre
 x = pre.test_batch(splits[2].images[:1])
 conv1, relu1 = model.layers["conv1"], model.layers["relu1"]
 marks, maps = {}, {}
