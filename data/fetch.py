@@ -2,6 +2,7 @@
 
     python data/fetch.py cifar10              # -> data/cifar-10-batches-bin/
     python data/fetch.py imagenette           # -> data/imagenette2-160/ (+ classes.txt)
+    python data/fetch.py alexnet              # -> data/alexnet-torchvision.npz (see below)
     python data/fetch.py cifar10 --dest DIR
 
 Each step leaves nothing half-done behind:
@@ -16,19 +17,30 @@ message saying how to fix it (it is not deleted: it may hold someone's files). T
 of a fetch that was killed (``.<name>-<pid>-*``, holding a partial download) are removed when
 the process that made them is gone. Only the standard library is used (the script runs
 before the package is installed).
+
+``alexnet`` downloads torchvision's ImageNet weights for its AlexNet (a ~233 MB ``.pth``) the
+same way, checks them as torch's own loader does (the file name's 8 hex digits are the start
+of its SHA-256), renames the file into place and converts it with the installed package
+(``python -m minialexnet convert``) to the project's checkpoint for the ``torchvision``
+variant. A ``.pth`` already there with the right hash is not downloaded again; one with
+another hash is refused, not replaced.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import re
+import shlex
 import shutil
+import subprocess
 import sys
 import tarfile
 import tempfile
 import urllib.request
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +84,20 @@ SOURCES = {
             "n03445777": "golf ball",
             "n03888257": "parachute",
         },
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Weights:
+    url: str  # its file name ends in -<the first 8 hex digits of its SHA-256>.pth
+    converted: str  # the .npz checkpoint written beside the download
+
+
+WEIGHTS = {
+    # torchvision/models/alexnet.py, AlexNet_Weights.IMAGENET1K_V1 (torchvision 0.29)
+    "alexnet": Weights(
+        "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth", "alexnet-torchvision.npz"
     ),
 }
 
@@ -157,6 +183,112 @@ def fetch(name: str, dest: Path, *, source: Source | None = None) -> Path:
     return final
 
 
+def hash_prefix(url: str) -> str:
+    """The 8 hex digits that end a weights file's name (``name-<digits>.pth``): the start of
+    its SHA-256, the convention torch.hub's ``check_hash`` relies on (torch/hub.py,
+    ``HASH_REGEX`` and ``download_url_to_file``). Only URLs pinned in this script are passed
+    here, so a name without them is a mistake in the script."""
+    match = re.search(r"-([0-9a-f]{8})\.pth$", url)
+    if match is None:
+        raise ValueError(f"{url}: the file name does not end in -<8 hex digits>.pth")
+    return match[1]
+
+
+def sha256_of(path: Path) -> str:
+    """The file's SHA-256, hex. The package has the same function
+    (``minialexnet.pretrained.sha256_of``); this script runs without the package."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fetch_weights(name: str, dest: Path, *, weights: Weights | None = None) -> Path:
+    """Download weights ``name`` into ``dest`` (checked, then renamed into place) unless a
+    good copy is there; convert them; return the converted checkpoint's path.
+
+    ``weights`` overrides the entry in ``WEIGHTS`` (the tests serve a small file locally).
+    """
+    weights = weights or WEIGHTS[name]
+    prefix = hash_prefix(weights.url)
+    pth = dest / weights.url.rsplit("/", 1)[1]
+    remove_stale_work(dest, name)
+    if pth.exists():
+        got = sha256_of(pth)
+        if not got.startswith(prefix):
+            raise ValueError(
+                f"{pth} exists, but its sha256 is {got}, which does not start with {prefix}: "
+                f"a damaged download or another file; remove it (rm {pth}) and run this again"
+            )
+        print(f"{pth} already exists (its sha256 starts with {prefix}); not downloading")
+    else:
+        dest.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{name}-{os.getpid()}-", dir=dest))
+        try:
+            print(f"downloading {weights.url}", file=sys.stderr)
+            got = download(weights.url, work / pth.name, "sha256")
+            if not got.startswith(prefix):
+                raise ValueError(
+                    f"{weights.url}: sha256 is {got}, which does not start with {prefix}; "
+                    f"the download is damaged or the file has changed (nothing was kept)"
+                )
+            # a concurrent fetch may have put its copy there meanwhile: replacing it is
+            # harmless, as both were checked against the same digest
+            os.replace(work / pth.name, pth)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    npz = dest / weights.converted
+    if npz.exists():
+        recorded = recorded_sha256(npz)
+        if not (recorded or "").startswith(prefix):
+            raise ValueError(
+                f"{npz} exists, but it records no conversion of {pth.name} (source sha256: "
+                f"{recorded}); remove it (rm {npz}) and run this again"
+            )
+        print(f"{npz} already exists, converted from {pth.name}; not converting again")
+    else:
+        convert(pth, npz)
+        print(f"ready: {npz}")
+    return npz
+
+
+def recorded_sha256(npz: Path) -> str | None:
+    """The ``source`` SHA-256 a converted checkpoint records (None: not such a checkpoint).
+
+    Read with the standard library (this script runs without the package or NumPy): the
+    ``meta`` entry is one ``.npy`` string, a JSON object in UTF-32 (``checkpoint.py``)."""
+    try:
+        with zipfile.ZipFile(npz) as archive:
+            raw = archive.read("meta.npy")
+        if raw[:6] != b"\x93NUMPY":
+            return None
+        length_bytes = 2 if raw[6] == 1 else 4
+        start = 8 + length_bytes
+        start += int.from_bytes(raw[8:start], "little")
+        header = raw[8 + length_bytes : start].decode("latin1")
+        if "'<U" not in header:
+            return None
+        meta = json.loads(raw[start:].decode("utf-32-le").rstrip("\0"))
+        return meta["source"]["sha256"]
+    except (OSError, zipfile.BadZipFile, KeyError, TypeError, ValueError):
+        return None
+
+
+def convert(pth: Path, npz: Path) -> None:
+    """Convert ``pth`` to the project's checkpoint ``npz`` with the installed package, in a
+    child process (this script itself must run without the package: where it is missing,
+    the child says so)."""
+    command = ["python", "-m", "minialexnet", "convert", str(pth), str(npz)]
+    result = subprocess.run([sys.executable, *command[1:]], check=False)
+    if result.returncode != 0:
+        raise ValueError(
+            f"converting {pth} (kept) failed with exit code {result.returncode}; fix what it "
+            f"said above (No module named minialexnet: pip install -e .) and run: "
+            f"{shlex.join(command)}"
+        )
+
+
 def remove_stale_work(dest: Path, name: str) -> list[Path]:
     """Delete the work folders (``.<name>-<pid>-<random>``: a partial download, a half
     unpacked archive) that a killed fetch of ``name`` left in ``dest``, when that process is
@@ -188,13 +320,16 @@ def pid_alive(pid: int) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("dataset", choices=sorted(SOURCES))
+    parser.add_argument("dataset", choices=sorted(SOURCES) + sorted(WEIGHTS))
     parser.add_argument(
         "--dest", type=Path, default=Path(__file__).resolve().parent, help="default: data/"
     )
     args = parser.parse_args(argv)
     try:
-        fetch(args.dataset, args.dest)
+        if args.dataset in WEIGHTS:
+            fetch_weights(args.dataset, args.dest)
+        else:
+            fetch(args.dataset, args.dest)
     except (OSError, ValueError, tarfile.TarError) as error:
         print(f"fetch {args.dataset}: {error}", file=sys.stderr)
         return 1

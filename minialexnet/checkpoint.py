@@ -7,12 +7,17 @@ Layout (every entry a plain array; loaded with ``allow_pickle=False``, so a chec
 never run code):
 
     param/<name>       each parameter, e.g. ``param/conv1.W``
-    velocity/<name>    the SGD velocity of each parameter
+    velocity/<name>    the SGD velocity of each parameter (a run's checkpoint only)
     data/<name>        the preprocessor's arrays (``mean``, PCA basis) and the epoch's batch order
     meta               one JSON string: format version, the run's config, class names, epoch and
                        position in it, the learning-rate schedule, the RNG states (data
                        generator and each dropout layer's), the history so far, and the
                        options changed on resume (``changes``)
+
+Two kinds (meta's ``kind``): ``"run"``, a training run's whole state (``RunState``; files
+written before the field was kept are runs), and ``"weights"``, a network's parameters with
+what is needed to use it and no training state (``weights_file.WeightsState``: converted
+ImageNet weights). ``train --resume`` takes only a run.
 
 Writes are atomic: the archive goes to a temporary file in the same folder, is flushed to disk,
 and ``os.replace`` renames it over the old one. A crash mid-save leaves the previous checkpoint
@@ -41,11 +46,16 @@ from typing import IO, Any
 
 import numpy as np
 
+from .data.pipeline import std_problem
 from .layers.base import is_finite_number, is_int
 from .safe_npz import read_npz
 
-FORMAT = 1
+# 2: the ``paper`` variant's LRN normalises each GPU's half of the maps apart (groups=2). Its
+# format-1 checkpoints were trained with one LRN window across all maps, a different function,
+# and are refused; format 1 of every other variant reads as before.
+FORMAT = 2
 CHECKPOINT_FILE = "checkpoint.npz"  # in a run's output folder
+KINDS = ("run", "weights")  # a training run's whole state; weights only (no velocities)
 
 
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
@@ -144,8 +154,14 @@ class Checkpoint:
 
 def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
     """Write ``checkpoint`` to ``path`` atomically."""
-    if set(checkpoint.params) != set(checkpoint.velocities):
-        raise ValueError("save_checkpoint: params and velocities must have the same names")
+    kind = checkpoint.meta.get("kind", "run")
+    if kind not in KINDS:
+        raise ValueError(f"save_checkpoint: kind must be one of {KINDS}, got {kind!r}")
+    if set(checkpoint.velocities) != (set(checkpoint.params) if kind == "run" else set()):
+        raise ValueError(
+            "save_checkpoint: a run's params and velocities must have the same names; a "
+            "weights checkpoint has no velocities"
+        )
     arrays = {f"param/{k}": v for k, v in checkpoint.params.items()}
     arrays |= {f"velocity/{k}": v for k, v in checkpoint.velocities.items()}
     arrays |= {f"data/{k}": v for k, v in checkpoint.data.items()}
@@ -171,18 +187,30 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise ValueError(f"{path}: 'meta' is not valid JSON ({error})") from None
     if not isinstance(meta, dict):
         raise ValueError(f"{path}: 'meta' is a JSON {type(meta).__name__}, expected an object")
-    if meta.get("format") != FORMAT:
+    config = meta.get("config")
+    if meta.get("format") == 1 and isinstance(config, dict) and config.get("variant") == "paper":
+        raise ValueError(
+            f"{path}: a 'paper' checkpoint of format 1, trained with one LRN window across both "
+            f"GPUs' halves of the maps; the variant now normalises each half apart, as the "
+            f"paper's GPUs did, so these weights would compute another function: retrain it"
+        )
+    if meta.get("format") not in (1, FORMAT):
         raise ValueError(f"{path}: checkpoint format {meta.get('format')}, expected {FORMAT}")
+    kind = meta.get("kind", "run")
+    if kind not in KINDS:
+        raise ValueError(f"{path}: checkpoint kind {kind!r}, expected one of {KINDS}")
     groups: dict[str, dict[str, np.ndarray]] = {"param": {}, "velocity": {}, "data": {}}
     for name, array in arrays.items():
         group, _, key = name.partition("/")
         if group not in groups or not key:
             raise ValueError(f"{path}: unexpected entry {name!r}")
         groups[group][key] = array
-    if set(groups["param"]) != set(groups["velocity"]):
+    if kind == "weights" and groups["velocity"]:
+        raise ValueError(f"{path}: a weights-only checkpoint holding velocities")
+    if kind == "run" and set(groups["param"]) != set(groups["velocity"]):
         raise ValueError(f"{path}: parameters and velocities name different arrays")
-    for key, param in groups["param"].items():
-        velocity = groups["velocity"][key]
+    for key, velocity in groups["velocity"].items():
+        param = groups["param"][key]
         if velocity.shape != param.shape or velocity.dtype != param.dtype:
             raise ValueError(
                 f"{path}: velocity {key!r} is {velocity.dtype} {velocity.shape}, its parameter "
@@ -245,14 +273,24 @@ class RunState:
         if self.order is not None:
             data["order"] = self.order
         meta = {k: v for k, v in vars(self).items() if k not in self._ARRAYS}
+        meta["kind"] = "run"
         return save_checkpoint(path, Checkpoint(self.params, self.velocities, data, meta))
 
     @classmethod
     def load(cls, path: str | Path) -> RunState:
         """Read the state a ``save`` wrote; anything missing, extra or of the wrong type is a
         ``ValueError`` naming the file and the field (``check_run_meta``)."""
-        ckpt = load_checkpoint(path)
+        return cls.from_checkpoint(load_checkpoint(path), path)
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: Checkpoint, path: str | Path) -> RunState:
+        """The state held by ``ckpt``, read from ``path`` (named in errors)."""
         data, meta = dict(ckpt.data), dict(ckpt.meta)
+        if meta.pop("kind", "run") != "run":
+            raise ValueError(
+                f"{path}: weights only, not a run checkpoint (it holds no training state to "
+                f"resume; evaluate and predict read it)"
+            )
         order = data.pop("order", None)
         meta.pop("format")
         problem = check_run_meta(meta, data, order)
@@ -270,7 +308,8 @@ def _rng_state(v: Any) -> bool:
     return True
 
 
-def _keys(v: Any, checks: dict[str, Callable[[Any], bool]]) -> bool:
+def has_fields(v: Any, checks: dict[str, Callable[[Any], bool]]) -> bool:
+    """Whether ``v`` is a dict holding every field of ``checks``, each passing its check."""
     return isinstance(v, dict) and all(k in v and ok(v[k]) for k, ok in checks.items())
 
 
@@ -291,35 +330,34 @@ CONFIG_CHECKS: dict[str, Callable[[Any], bool]] = {
     "lrn": lambda v: v is None or isinstance(v, bool),
     "pool": lambda v: isinstance(v, list) and len(v) == 2 and all(is_int(k) and k > 0 for k in v),
 }
+# ``Preprocessor.settings()``, as both kinds of checkpoint save them
+PREPROCESS_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "size": lambda k: is_int(k) and k > 0,
+    "crop": lambda k: is_int(k) and k > 0,
+    "random_crop": lambda k: isinstance(k, bool),
+    "flip": lambda k: isinstance(k, bool),
+    "pca_sigma": lambda k: is_finite_number(k) and k >= 0,
+}
 META_CHECKS: dict[str, Callable[[Any], bool]] = {
-    "config": lambda v: _keys(v, CONFIG_CHECKS),
+    "config": lambda v: has_fields(v, CONFIG_CHECKS),
     "classes": lambda v: isinstance(v, list) and v and all(isinstance(c, str) for c in v),
-    "preprocess": lambda v: _keys(
-        v,
-        {
-            "size": lambda k: is_int(k) and k > 0,
-            "crop": lambda k: is_int(k) and k > 0,
-            "random_crop": lambda k: isinstance(k, bool),
-            "flip": lambda k: isinstance(k, bool),
-            "pca_sigma": lambda k: is_finite_number(k) and k >= 0,
-        },
-    ),
+    "preprocess": lambda v: has_fields(v, PREPROCESS_CHECKS),
     "epoch": lambda v: is_int(v) and v >= 0,
     "position": lambda v: is_int(v) and v >= 0,
     "lr": lambda v: is_finite_number(v) and v > 0,
     "schedule": lambda v: (
         v is None
-        or _keys(
+        or has_fields(
             v,
             {"best": lambda k: isinstance(k, (int, float)), "bad_epochs": is_int, "drops": is_int},
         )
     ),
     "rng": _rng_state,
     "dropout_rngs": lambda v: isinstance(v, dict) and all(map(_rng_state, v.values())),
-    "totals": lambda v: _keys(v, {"loss": is_finite_number, "errors": is_int, "seen": is_int}),
+    "totals": lambda v: has_fields(v, {"loss": is_finite_number, "errors": is_int, "seen": is_int}),
     "history": lambda v: (
         isinstance(v, list)
-        and all(_keys(h, dict.fromkeys(HISTORY_KEYS, is_finite_number)) for h in v)
+        and all(has_fields(h, dict.fromkeys(HISTORY_KEYS, is_finite_number)) for h in v)
     ),
     "changes": lambda v: isinstance(v, list) and all(isinstance(h, dict) for h in v),
 }
@@ -330,20 +368,45 @@ def check_run_meta(
     meta: dict[str, Any], data: dict[str, np.ndarray], order: np.ndarray | None
 ) -> str | None:
     """What is wrong with a run checkpoint's fields (None: nothing), in words."""
-    missing = sorted(set(META_CHECKS) - set(meta) - OPTIONAL_META)
-    extra = sorted(set(meta) - set(META_CHECKS))
+    problem = check_fields(meta, META_CHECKS, OPTIONAL_META)
+    if problem:
+        return problem
+    if order is not None and (order.ndim != 1 or order.dtype.kind not in "iu"):
+        return f"data/order is {order.dtype} {order.shape}, expected a 1-d integer array"
+    return check_preprocess_arrays(data, meta["preprocess"])
+
+
+def check_fields(
+    meta: dict[str, Any],
+    checks: dict[str, Callable[[Any], bool]],
+    optional: frozenset[str] | set[str] = frozenset(),
+) -> str | None:
+    """What is wrong with ``meta`` for ``checks`` (None: nothing), in words: a field missing
+    (unless ``optional``) or unexpected, or one failing its check."""
+    missing = sorted(set(checks) - set(meta) - set(optional))
+    extra = sorted(set(meta) - set(checks))
     if missing or extra:
         return f"missing fields {missing}, unexpected fields {extra}"
-    for name, ok in META_CHECKS.items():
+    for name, ok in checks.items():
         if name in meta and not ok(meta[name]):
-            shown = json.dumps(meta[name])
-            shown = shown if len(shown) <= 80 else shown[:77] + "..."
-            return f"field {name!r} has an invalid value {shown}"
+            return f"field {name!r} has an invalid value {shown_value(meta[name])}"
+    return None
+
+
+def shown_value(value: Any) -> str:
+    """A field's value as JSON, cut to 80 characters (an error message quotes it)."""
+    shown = json.dumps(value)
+    return shown if len(shown) <= 80 else shown[:77] + "..."
+
+
+def check_preprocess_arrays(data: dict[str, np.ndarray], preprocess: dict[str, Any]) -> str | None:
+    """What is wrong with a checkpoint's preprocessor arrays (``Preprocessor.arrays()``) for
+    its checked ``preprocess`` settings (None: nothing), in words."""
     mean = data.get("mean")
     if mean is None or mean.ndim != 3 or mean.shape[0] != 3 or mean.dtype.kind != "f":
         what = "missing" if mean is None else f"{mean.dtype} {mean.shape}"
         return f"data/mean is {what}, expected float (3, S, S) or (3, 1, 1)"
-    size, crop = meta["preprocess"]["size"], meta["preprocess"]["crop"]
+    size, crop = preprocess["size"], preprocess["crop"]
     if mean.shape[1:] not in ((size, size), (1, 1)) or crop > size:
         return f"data/mean {mean.shape} and crop {crop} do not fit the stored size {size}"
     pca = (data.get("pca_eigvals"), data.get("pca_eigvecs"))
@@ -353,6 +416,5 @@ def check_run_meta(
         and pca[1].shape == (3, 3)
     ):
         return "data/pca_eigvals and data/pca_eigvecs must be float (3,) and (3, 3), together"
-    if order is not None and (order.ndim != 1 or order.dtype.kind not in "iu"):
-        return f"data/order is {order.dtype} {order.shape}, expected a 1-d integer array"
-    return None
+    problem = std_problem(data.get("std"))  # absent from checkpoints before it was kept
+    return f"data/std: expected {problem}" if problem else None

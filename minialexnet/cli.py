@@ -123,6 +123,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .inference import run_evaluate
+    from .pretrained import published_comparison
 
     return run_evaluate(
         args.checkpoint,
@@ -131,6 +132,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         split=args.split,
         ten_view=args.ten_view,
         engine=args.engine,
+        comparison=published_comparison(),
     )
 
 
@@ -140,6 +142,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return run_predict(
         args.checkpoint, args.images, top=args.top, ten_view=args.ten_view, engine=args.engine
     )
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from .pretrained import run_convert
+
+    return run_convert(args.weights, args.out, overwrite=args.overwrite)
 
 
 def add_train_parser(commands: argparse._SubParsersAction) -> None:
@@ -213,6 +221,25 @@ def add_train_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", choices=("cpu", "cuda"), help=f"default {d.backend}")
     add_engine_option(p)
     p.add_argument("--skip-bad", action=bool_flag, help="skip unreadable images")
+    p.add_argument(
+        "--distributed",
+        action="store_true",
+        help="data parallel over MPI: run as mpiexec -n N python -m minialexnet train "
+        '--distributed; --batch-size stays the global batch (needs pip install -e ".[mpi]")',
+    )
+    p.add_argument(
+        "--model-parallel",
+        action="store_true",
+        help="the paper's two-GPU split as 2 MPI ranks: mpiexec -n 2 python -m minialexnet "
+        "train --variant paper --model-parallel (each rank holds half of every layer)",
+    )
+    p.add_argument(
+        "--mpi-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="with --distributed or --model-parallel: how long a rank waits for the others in "
+        "a collective before it ends the run (a rank died or hung); default 300",
+    )
     p.set_defaults(func=cmd_train)
 
 
@@ -336,11 +363,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_train_parser(commands)
 
-    p = commands.add_parser("evaluate", help="top-1/top-5 accuracy of a checkpoint")
-    p.add_argument("checkpoint", help="a checkpoint.npz written by train")
+    p = commands.add_parser(
+        "evaluate",
+        help="top-1/top-5 accuracy of a checkpoint",
+        description="A training run's checkpoint: on its dataset's test (or val) split. "
+        "ImageNet weights (convert): on --data DIR, one folder per WordNet id (DIR/<wnid>/ "
+        "or DIR/val/<wnid>/; any subset of the 1000, e.g. Imagenette), read in batches.",
+    )
+    p.add_argument("checkpoint", help="a checkpoint.npz written by train, or by convert")
     p.add_argument("--dataset", help="default: the one it was trained on")
-    p.add_argument("--data", metavar="PATH", help="default: the one it was trained on")
-    p.add_argument("--split", choices=("test", "val"), default="test")
+    p.add_argument(
+        "--data", metavar="PATH", help="default: the one it was trained on (ImageNet weights: DIR)"
+    )
+    p.add_argument(
+        "--split",
+        choices=("test", "val"),
+        help="a run's checkpoint: test (default) or val; not for ImageNet weights",
+    )
     p.add_argument(
         "--ten-view", action="store_true", help="average the 10 views (5 if trained without flips)"
     )
@@ -354,9 +393,10 @@ def build_parser() -> argparse.ArgumentParser:
         "training images were made. A digits checkpoint reads one digit drawn in one colour on "
         "a plain background (black on white as paint programs draw, or white on black): it is "
         "cropped to its ink, scaled and thickened like the dataset's 8x8 digits; a photograph "
-        "is refused. Other checkpoints: the shorter side rescaled, the centre crop.",
+        "is refused. Other checkpoints: the shorter side rescaled, the centre crop (ImageNet "
+        "weights from convert: torchvision's preprocessing, the 1000 ImageNet classes).",
     )
-    p.add_argument("checkpoint", help="a checkpoint.npz written by train")
+    p.add_argument("checkpoint", help="a checkpoint.npz written by train, or by convert")
     p.add_argument("images", nargs="+", help="JPEG/PNG files")
     p.add_argument(
         "--top",
@@ -369,6 +409,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_engine_option(p)
     p.set_defaults(func=cmd_predict)
+
+    p = commands.add_parser(
+        "convert",
+        help="torchvision's AlexNet weights (.pth) -> a checkpoint for predict and evaluate",
+        description="Read a torchvision AlexNet state_dict (torch.save's zip or older format) "
+        "without running its pickle, check every key and shape, and write the weights with "
+        "ImageNet's classes and torchvision's preprocessing (minialexnet/pretrained.py).",
+    )
+    p.add_argument("weights", help="e.g. alexnet-owt-7be5be79.pth (python data/fetch.py alexnet)")
+    p.add_argument("out", help="the .npz to write")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+    p.set_defaults(func=cmd_convert)
     return parser
 
 

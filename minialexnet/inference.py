@@ -6,18 +6,26 @@ and their mirror images) with their softmax outputs averaged.
 
 A checkpoint runs on either engine (``engine="reference"|"fast"``): the engines share the
 parameters' names and shapes, so the one a network was trained with does not matter here.
+
+Both kinds of checkpoint load here: a training run's (``checkpoint.RunState``) and a weights
+file (``weights_file.WeightsState``: ImageNet weights converted by ``pretrained``). A weights
+file carries its classes' WordNet ids, so ``evaluate`` reads an ImageNet-layout folder for it
+(``evaluate_wnid_folder``), streamed in batches: ImageNet's 50,000 validation images would
+need 9.8 GB as stored uint8 images.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
-from .checkpoint import RunState, copy_into
+from .checkpoint import RunState, copy_into, load_checkpoint
 from .data import (
     Dataset,
     Preprocessor,
@@ -27,8 +35,10 @@ from .data import (
     read_image,
     split_off,
 )
+from .data.datasets import class_files, class_folders
 from .layers import softmax
 from .model import Sequential, default_engine, model_from_config
+from .weights_file import WeightsState
 
 
 def predict_proba(
@@ -60,14 +70,32 @@ def evaluate(
     ten_view: bool = False,
 ) -> dict[str, float]:
     """Mean loss, top-1 and top-5 error of ``model`` on ``dataset`` (centre crop or ten views)."""
+    batches = (
+        (dataset.images[idx], dataset.labels[idx])
+        for idx in batch_slices(np.arange(len(dataset)), batch_size)
+    )
+    return evaluate_batches(model, pre, batches, ten_view=ten_view)
+
+
+def evaluate_batches(
+    model: Sequential,
+    pre: Preprocessor,
+    batches: Iterable[tuple[np.ndarray, np.ndarray]],
+    *,
+    ten_view: bool = False,
+) -> dict[str, float]:
+    """Mean loss, top-1 and top-5 error over (uint8 images (n, 3, S, S), labels (n,)) batches,
+    taken one at a time (they may be read as they come: ``evaluate_wnid_folder``)."""
     loss = top1 = top5 = 0.0
-    for idx in batch_slices(np.arange(len(dataset)), batch_size):
-        prob = predict_proba(model, pre, dataset.images[idx], ten_view=ten_view)
-        y = dataset.labels[idx]
+    n = 0
+    for images, y in batches:
+        prob = predict_proba(model, pre, images, ten_view=ten_view)
         loss -= float(np.log(np.maximum(prob[np.arange(len(y)), y], 1e-12)).sum())
         top1 += topk_misses(prob, y, 1)
         top5 += topk_misses(prob, y, 5)
-    n = len(dataset)
+        n += len(y)
+    if n == 0:
+        raise ValueError("no images to evaluate")
     return {"loss": loss / n, "top1_error": top1 / n, "top5_error": top5 / n}
 
 
@@ -87,19 +115,25 @@ def topk_misses(scores: np.ndarray, labels: np.ndarray, k: int) -> int:
 # ----------------------------------------------------------------------------------------
 @dataclass
 class Trained:
-    """A network with the parameters of a checkpoint and the preprocessing it was trained with."""
+    """A network with the parameters of a checkpoint and the preprocessing it was trained with.
+
+    ``wnids``: each class's WordNet id, for ImageNet weights (their evaluation folders are named
+    by them); None for a training run's checkpoint."""
 
     model: Sequential
     pre: Preprocessor
     classes: tuple[str, ...]
     config: dict[str, Any]
+    wnids: tuple[str, ...] | None = None
 
 
 def load_trained(path: str | Path, *, engine: str | None = None) -> Trained:
     """The checkpoint's network on ``engine``'s layers (None: ``model.default_engine()``, not
     the training run's: a student copy, without the fast engine, still runs a fast-trained
-    checkpoint)."""
-    state = RunState.load(path)
+    checkpoint). Either kind: a run's checkpoint or a weights file."""
+    ckpt = load_checkpoint(path)
+    weights = ckpt.meta.get("kind") == "weights"
+    state = (WeightsState if weights else RunState).from_checkpoint(ckpt, path)
     classes = tuple(state.classes)
     model = model_from_config(state.config, len(classes), engine=engine or default_engine())
     try:
@@ -107,7 +141,8 @@ def load_trained(path: str | Path, *, engine: str | None = None) -> Trained:
     except ValueError as error:  # arrays that do not fit the network: name the file
         raise ValueError(f"{path}: {error}") from None
     pre = Preprocessor.from_saved(state.preprocess_arrays, state.preprocess)
-    return Trained(model.eval(), pre, classes, state.config)
+    wnids = tuple(state.wnids) if weights else None
+    return Trained(model.eval(), pre, classes, state.config, wnids)
 
 
 def evaluate_checkpoint(
@@ -115,16 +150,35 @@ def evaluate_checkpoint(
     *,
     dataset: str | None = None,
     data: str | None = None,
-    split: str = "test",
+    split: str | None = None,
     ten_view: bool = False,
     engine: str | None = None,
 ) -> dict[str, float]:
-    """Top-1/top-5 of a checkpoint on a dataset split ("test", or "val": the validation images
-    carved from the training split exactly as the run did). Dataset defaults to the run's."""
+    """Top-1/top-5 of a checkpoint on a dataset split ("test", the default, or "val": the
+    validation images carved from the training split exactly as the run did). Dataset
+    defaults to the run's.
+
+    A weights file (ImageNet weights) is evaluated on the ImageNet-layout folder ``data``
+    (``evaluate_wnid_folder``); ``split`` is refused for it: the folder is the split."""
     trained = load_trained(path, engine=engine)
+    if trained.wnids is not None:
+        for option, value in (("--split", split), ("--dataset", dataset)):
+            if value is not None:
+                raise ValueError(
+                    f"{path} holds ImageNet weights, which have no run's dataset or split: "
+                    f"{option} {value} does not apply (give the ImageNet-layout folder with "
+                    f"--data: it is the split)"
+                )
+        if data is None:
+            raise ValueError(
+                f"{path} holds ImageNet weights: --data DIR is needed, a folder of "
+                f"WordNet-id folders (DIR/<wnid>/<image> or DIR/val/<wnid>/<image>)"
+            )
+        return evaluate_wnid_folder(trained, data, ten_view=ten_view)
     config = trained.config
     name = dataset or config["dataset"]
     root = data or (config["data"] if name == config["dataset"] else None)
+    split = split or "test"
     if split not in ("test", "val"):
         raise ValueError(f"evaluate: split must be 'test' or 'val', got {split!r}")
     train_full, test = load_dataset(name, root, trained.pre.size)
@@ -136,6 +190,61 @@ def evaluate_checkpoint(
             f"{test.classes}"
         )
     return evaluate(trained.model, trained.pre, test, ten_view=ten_view)
+
+
+def wnid_folder_files(root: str | Path, wnids: tuple[str, ...]) -> tuple[list[Path], np.ndarray]:
+    """The image files of an ImageNet-layout folder and their labels (indices into ``wnids``).
+
+    ``root/<wnid>/<image>``, or ``root/val/<wnid>/<image>`` when ``root/val`` exists (as in
+    Imagenette, whose ``train/`` is then left alone). Any subset of the WordNet ids may be
+    present; a folder that is not one of them, an empty one, or no folder at all is refused,
+    naming the folder. Hidden files and folders are skipped.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        what = "is a file, not" if root.exists() else "not found; expected"
+        raise FileNotFoundError(f"{root}: {what} an ImageNet-layout folder (DIR/<wnid>/<image>)")
+    split = root / "val" if (root / "val").is_dir() else root
+    folders = class_folders(split)
+    if not folders:
+        raise ValueError(f"{split}: no class folders (expected {split}/<wnid>/<image>)")
+    index = {wnid: i for i, wnid in enumerate(wnids)}
+    files: list[Path] = []
+    labels: list[int] = []
+    for folder in folders:
+        if folder not in index:
+            raise ValueError(
+                f"{split / folder}: not one of the network's {len(wnids)} WordNet ids (class "
+                f"folders are named by them, e.g. {wnids[0]}; DIR/<wnid>/<image> or "
+                f"DIR/val/<wnid>/<image>)"
+            )
+        members = class_files(split / folder)
+        files += members
+        labels += [index[folder]] * len(members)
+    return files, np.array(labels, dtype=np.int64)
+
+
+def evaluate_wnid_folder(
+    trained: Trained, root: str | Path, *, batch_size: int = 64, ten_view: bool = False
+) -> dict[str, float]:
+    """Top-1/top-5 of ImageNet weights on an ImageNet-layout folder (``wnid_folder_files``),
+    reading ``batch_size`` images at a time (tqdm shows the progress).
+
+    Every image is scored over all the network's outputs, whichever subset of classes the
+    folder holds: on Imagenette's 10 classes a guess of any of the other 990 is a miss, as it
+    would be on ImageNet. Also returns how many images and classes were read.
+    """
+    files, labels = wnid_folder_files(root, trained.wnids)
+
+    def batches() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        with tqdm(total=len(files), desc=f"evaluating {Path(root).name}", unit="image") as bar:
+            for idx in batch_slices(np.arange(len(files)), batch_size):
+                images = np.stack([read_image(files[i], trained.pre.size) for i in idx])
+                yield images, labels[idx]
+                bar.update(len(idx))
+
+    result = evaluate_batches(trained.model, trained.pre, batches(), ten_view=ten_view)
+    return result | {"images": len(files), "classes": len(np.unique(labels))}
 
 
 def predict_files(
@@ -171,11 +280,13 @@ def run_evaluate(
     *,
     dataset: str | None = None,
     data: str | None = None,
-    split: str = "test",
+    split: str | None = None,
     ten_view: bool = False,
     engine: str | None = None,
+    comparison: str | None = None,
 ) -> int:
-    """``python -m minialexnet evaluate``: print top-1 and top-5 accuracy of a checkpoint."""
+    """``python -m minialexnet evaluate``: print top-1 and top-5 accuracy of a checkpoint
+    (and, after a weights file's, the line ``comparison``: the published figures)."""
     try:
         result = evaluate_checkpoint(
             checkpoint, dataset=dataset, data=data, split=split, ten_view=ten_view, engine=engine
@@ -184,10 +295,19 @@ def run_evaluate(
         print(f"evaluate: {error}", file=sys.stderr)
         return 2
     views = "multi-view" if ten_view else "centre crop"
-    print(
-        f"{split} ({views}): top-1 accuracy {1 - result['top1_error']:.2%}, "
+    accuracy = (
+        f"top-1 accuracy {1 - result['top1_error']:.2%}, "
         f"top-5 accuracy {1 - result['top5_error']:.2%}, loss {result['loss']:.4f}"
     )
+    if "images" not in result:
+        print(f"{split or 'test'} ({views}): {accuracy}")
+        return 0
+    print(
+        f"{data}: {result['images']:,} images of {result['classes']} classes ({views}; over all "
+        f"the network's outputs): {accuracy}"
+    )
+    if comparison:
+        print(comparison)
     return 0
 
 

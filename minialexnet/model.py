@@ -9,7 +9,9 @@ variant        input    what it is
 ungrouped      227      Caffe's fix (227, no padding); 96/256/384/384/256 with no groups:
                         the "62.3M parameters" AlexNet. Paper layer order conv-ReLU-LRN-pool.
 paper          227      the same with groups=2 in conv2, conv4, conv5: the paper's two-GPU
-                        split, ~61.0M parameters (the abstract's "60 million").
+                        split, ~61.0M parameters (the abstract's "60 million"). Its LRN
+                        normalises each half of the maps apart (groups=2: 48 + 48, 128 + 128),
+                        as each of the paper's GPUs did with the maps it held (below).
 torchvision    224      torchvision's "one weird trick" net: 64/192/384/256/256, conv1 padding
                         2, no LRN, no groups, inverted dropout before fc6 and fc7. (torchvision's
                         adaptive average pool is the identity at 224 input and is left out.)
@@ -20,6 +22,14 @@ mini64         64x64    ``mini`` with a stride-2 conv1, for 64x64 images.
 
 Dropout in the paper-style variants follows the paper: after fc6's and fc7's ReLU, with the
 paper's test-time scaling (``mode="paper"``).
+
+LRN at the boundary of the two GPUs' halves: the paper's GPUs exchanged activations only into
+conv3 and the fully connected layers [P §3.2], so each normalised its own half; cuda-convnet2's
+two-GPU model-parallel ImageNet net (``layers/layers-imagenet-2gpu-model.cfg``) has one
+``cmrnorm`` layer per GPU over its 48 (conv1) and 128 (conv2) maps. The ``paper`` variant does
+the same (``LocalResponseNorm(groups=2)``), so that it equals the two-process split of
+``minialexnet.distributed.model_parallel``. Caffe's ``bvlc_alexnet`` runs one LRN over all 96
+and 256 maps instead (as the ``ungrouped`` variant does). Parameters and MACs are unchanged.
 """
 
 from __future__ import annotations
@@ -27,7 +37,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import ModuleType
 from typing import Any
 
@@ -88,15 +98,32 @@ class Sequential:
             x = layer.forward_unchecked(x)
         return x
 
-    def backward(self, dout: np.ndarray) -> None:
-        """Backpropagate dL/d(output) through every layer, filling each layer's ``grads``."""
-        layers = list(self.layers.values())
+    def backward(
+        self,
+        dout: np.ndarray,
+        after_layer: Callable[[str, Layer], None] | None = None,
+        run_by: Mapping[str, Callable[[np.ndarray], np.ndarray]] | None = None,
+    ) -> None:
+        """Backpropagate dL/d(output) through every layer, filling each layer's ``grads``.
+
+        ``after_layer(name, layer)`` is called as each layer's backward is done (last layer
+        first): a data-parallel rank starts summing a gradient there while the rest runs.
+        ``run_by`` names layers whose backward another object runs (it gets their dout and
+        returns their dL/dx): a data-parallel rank's dropout on its rows of the batch."""
+        items = list(self.layers.items())
         self.check_params()  # they may have been replaced since the forward
-        for layer in layers[:-1]:
+        for _, layer in items[:-1]:
             layer.check_backward_allowed()
-        dout = layers[-1].backward(dout)  # the public backward checks dout's shape and dtype once
-        for layer in reversed(layers[:-1]):
-            dout = layer.backward_unchecked(dout)
+        run_by = run_by or {}
+        for i, (name, layer) in enumerate(reversed(items)):
+            if name in run_by:
+                dout = run_by[name](dout)
+            elif i == 0:  # the public backward checks dout's shape and dtype once
+                dout = layer.backward(dout)
+            else:
+                dout = layer.backward_unchecked(dout)
+            if after_layer is not None:
+                after_layer(name, layer)
 
     @contextlib.contextmanager
     def no_grad(self) -> Iterator[Sequential]:
@@ -221,6 +248,8 @@ def engine_layers(engine: str | None = None) -> ModuleType:
 
 # name: (input size, [(out channels, kernel, stride, padding, groups) for conv1..conv5],
 #        fc hidden width, LRN after conv1/conv2?, default classes)
+# The LRN's channel groups where they are not 1: the paper's per-GPU halves (module docstring).
+_LRN_GROUPS = {"paper": 2}
 _SPECS: dict[str, tuple[int, list[tuple[int, int, int, int, int]], int, bool, int]] = {
     "ungrouped": (
         227,
@@ -341,7 +370,10 @@ def build_alexnet(
         conv = L.Conv2d(channels, out_ch, k, s, p, g, rng=rng, dtype=dtype)
         layers += [(f"conv{i}", conv), (f"{activation}{i}", act())]
         if use_lrn and i in (1, 2):
-            layers.append((f"norm{i}", L.LocalResponseNorm(convention=lrn_convention)))
+            norm = L.LocalResponseNorm(
+                convention=lrn_convention, groups=_LRN_GROUPS.get(variant, 1)
+            )
+            layers.append((f"norm{i}", norm))
         if i in (1, 2, 5):
             layers.append((f"pool{i}", L.MaxPool2d(*pool)))
         channels = out_ch

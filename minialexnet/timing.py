@@ -151,21 +151,28 @@ def blas_threads() -> int:
 
 def one_thread(*, numba: bool) -> None:
     """Run BLAS on one thread for the rest of the process, and with ``numba`` also every other
-    thread pool and, where the fast engine is installed, Numba. For the lessons' small nets:
-    their matrices are too small to share among cores, and on a busy 2-core machine the idle
-    threads spin (a lesson's epoch measured 3 CPU-seconds on one thread, up to 58 on two). Leave
-    ``numba`` off where the fast engine's kernels still gain from a second core (lesson 05's
-    trainings: 156 s alone with them on two threads, about 185 s on one). A student copy has
-    neither the fast engine nor Numba."""
+    thread pool and, where the fast engine is installed, Numba (``limit_threads(1)``). For the
+    lessons' small nets: their matrices are too small to share among cores, and on a busy 2-core
+    machine the idle threads spin (a lesson's epoch measured 3 CPU-seconds on one thread, up to
+    58 on two). Leave ``numba`` off where the fast engine's kernels still gain from a second core
+    (lesson 05's trainings: 156 s alone with them on two threads, about 185 s on one)."""
+    limit_threads(1, numba=numba)
+
+
+def limit_threads(threads: int, *, numba: bool) -> None:
+    """Run BLAS on ``threads`` threads for the rest of the process, and with ``numba`` also
+    every other thread pool and, where the fast engine is installed, Numba (the MPI benchmarks'
+    ``--threads``: the same cores used as ranks or as threads). A student copy has neither the
+    fast engine nor Numba."""
     from threadpoolctl import threadpool_limits
 
     from .model import is_real_package
 
-    threadpool_limits(1, user_api=None if numba else "blas")  # applied now, for good
+    threadpool_limits(threads, user_api=None if numba else "blas")  # applied now, for good
     if numba and is_real_package("minialexnet.fast"):
         import numba as numba_module
 
-        numba_module.set_num_threads(1)
+        numba_module.set_num_threads(threads)
 
 
 def blas_info() -> list[dict[str, Any]]:

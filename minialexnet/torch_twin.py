@@ -5,7 +5,9 @@ and only the benchmark and the tests that cross-check against it call them.
 
 Two conventions need translating:
 * LRN: our ``s = k + a * window_sum(x**2)`` with ``a`` the effective alpha; PyTorch's
-  ``nn.LocalResponseNorm`` divides its alpha by size, so it gets ``alpha = a * size``.
+  ``nn.LocalResponseNorm`` divides its alpha by size, so it gets ``alpha = a * size``. It has
+  no groups: an LRN with ``groups`` > 1 (the ``paper`` variant) becomes one PyTorch LRN per
+  block of channels.
 * Dropout, ``mode="paper"``: ours keeps x * mask in training and scales by 1-p at test time;
   PyTorch's dropout is inverted (mask / (1-p) in training, identity at test), so the twin
   multiplies its output by 1-p, which gives exactly the paper's form in both modes.
@@ -51,6 +53,17 @@ def torch_twin(model: Sequential) -> Any:
             # PyTorch's dropout is inverted (mask / (1-p)); times (1-p) gives the paper's form.
             return super().forward(x) * (1 - self.p)
 
+    class GroupedLRN(nn.LocalResponseNorm):
+        """Our ``LocalResponseNorm(groups=G)``: each block of C / G channels normalised apart."""
+
+        def __init__(self, groups: int, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.groups = groups
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            blocks = torch.chunk(x, self.groups, dim=1)
+            return torch.cat([super(GroupedLRN, self).forward(b) for b in blocks], dim=1)
+
     modules = []
     for name, layer in model.layers.items():
         if isinstance(layer, Conv2d):
@@ -72,8 +85,12 @@ def torch_twin(model: Sequential) -> Any:
             m = nn.Sigmoid()
         elif isinstance(layer, LocalResponseNorm):
             # PyTorch divides alpha by size; ours multiplies the window sum by effective_alpha.
-            m = nn.LocalResponseNorm(
-                layer.size, alpha=layer.effective_alpha * layer.size, beta=layer.beta, k=layer.k
+            m = GroupedLRN(
+                layer.groups,
+                layer.size,
+                alpha=layer.effective_alpha * layer.size,
+                beta=layer.beta,
+                k=layer.k,
             )
         elif isinstance(layer, MaxPool2d):
             m = nn.MaxPool2d(layer.kernel_size, layer.stride)

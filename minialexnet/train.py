@@ -33,6 +33,8 @@ used, and every applied change is recorded in the checkpoint's and history.json'
                                                basis is computed on the run's training split)
     batch_size                                 applied between epochs; refused mid-epoch (the
                                                position in the epoch is counted in batches)
+    --distributed, --model-parallel,           free: not options of the config but of how it
+    --mpi-timeout, the number of ranks         runs (the checkpoint is a one-process one)
     =========================================  =================================================
 """
 
@@ -51,7 +53,8 @@ from . import preflight
 from .checkpoint import CHECKPOINT_FILE, RunState
 from .data import Dataset, Preprocessor, load_dataset, num_batches, rgb_pca, split_off
 from .data.datasets import stored_size
-from .inference import evaluate
+from .distributed.comm import Comm, DistributedError, report_failure, world_if_asked
+from .distributed.ranks import RunRanks
 from .model import (
     Sequential,
     cuda_unavailable_reason,
@@ -78,6 +81,10 @@ FIXED_ON_RESUME = (
 
 class BackendUnavailableError(RuntimeError):
     """``--backend cuda`` was asked for on a machine that cannot run it."""
+
+
+# What a run refuses in one line (an option, a file, the backend, a rank gone): run_train's
+RUN_ERRORS = (BackendUnavailableError, ValueError, FileNotFoundError, DistributedError)
 
 
 @dataclass
@@ -250,29 +257,37 @@ def train(
     progress: bool = True,
     overwrite: bool = False,
     resumed_from: str | Path | None = None,
+    comm: Comm | None = None,
+    model_parallel: bool = False,
 ) -> RunResult:
     """Train as ``config`` says (continuing ``resume``, a checkpoint or its path, if given);
     test at the end. ``splits`` (train, val, test) skips loading the dataset (the lessons pass
     subsets). ``config.out`` must not hold another run unless ``overwrite`` (then it is
     replaced). Options changed on resume follow the resume rule (the module docstring).
-    ``resumed_from`` is the file a ``RunState`` passed as ``resume`` was read from.
+    ``resumed_from`` is the file a ``RunState`` passed as ``resume`` was read from. ``comm``
+    (``distributed.comm.world()``), with or without ``model_parallel``: one rank of an MPI run
+    (``distributed.ranks.RunRanks`` says what each kind changes).
     """
     check_backend(config.backend)
+    ranks = RunRanks(comm, model_parallel)
+    ranks.check_backend(config.backend)
+    root, parts = ranks.root, ranks.parts
     if isinstance(resume, (str, Path)):
         resumed_from, resume = resume, RunState.load(resume)
     state, where = resume, str(resumed_from or "the checkpoint")
     changed = resume_changes(config, state, where) if state is not None else {}
     out = Path(config.out) if config.out else None
-    if out is not None:
+    if out is not None and root:
         here = Path(resumed_from).parent.resolve() if state and resumed_from else None
         preflight.prepare_out(out, fresh=here != out.resolve(), overwrite=overwrite)
     train_set, val_set, test_set = splits or load_splits(config)
     preflight.check_split_sizes(len(train_set), len(val_set), config.val_fraction)
     if state is not None:
         check_same_data(state, train_set, where)
-    model = build_model(config, len(train_set.classes))
-    if out is not None:  # parameters and velocities, float32 or float64
-        preflight.check_disk_space(out, 2 * sum(p.nbytes for p in model.params().values()))
+    classes = len(train_set.classes)
+    model = ranks.build_model(asdict(config), classes, lambda: build_model(config, classes))
+    if out is not None and root:  # parameters and velocities, float32 or float64
+        preflight.check_disk_space(out, 2 * parts * model.num_params() * model.dtype.itemsize)
     optimizer = SGD(model, config.lr, config.momentum, config.weight_decay)
     if state is not None:
         pre = Preprocessor.from_saved(state.preprocess_arrays, state.preprocess)
@@ -287,7 +302,7 @@ def train(
             pca=config.pca,
             pca_sigma=config.pca_sigma,
         )
-    trainer = Trainer(
+    trainer = ranks.trainer_class()(
         model,
         optimizer,
         pre,
@@ -298,9 +313,9 @@ def train(
         schedule=PlateauSchedule(
             optimizer, patience=config.patience, max_drops=config.max_lr_drops
         ),
-        out=out,
+        out=ranks.trainer_out(out),
         config=asdict(config),
-        progress=progress,
+        progress=progress and root,
     )
     if state is not None:
         try:
@@ -315,11 +330,12 @@ def train(
             )
     if config.backend == "cuda":  # after restore: the GPU copies the parameters it starts from
         trainer.step, trainer.sync = cuda_step(model, optimizer)
-    if progress:
-        where = f", writing to {out}" if out else ""
+    ranks.attach(trainer)
+    if progress and root:
+        where = (f", writing to {out}" if out else "") + ranks.describe()
         print(
             f"training {config.variant} on {config.dataset}: {len(train_set)} train / "
-            f"{len(val_set)} val / {len(test_set)} test images, {model.num_params():,} "
+            f"{len(val_set)} val / {len(test_set)} test images, {parts * model.num_params():,} "
             f"parameters, {config.backend} ({config.engine} layers){where}"
         )
         if changed:
@@ -329,9 +345,12 @@ def train(
         return RunResult(False, trainer.history, None, out, trainer)
     if trainer.sync is not None:
         trainer.sync()
-    test = evaluate(model, pre, test_set, ten_view=config.ten_view)
-    if out is not None:
+    test = trainer.validate(model, pre, test_set, ten_view=config.ten_view)
+    if trainer.out is not None:  # (a model-parallel rank but 0 writes nothing)
         trainer.write_history(test)
+    report = ranks.report(trainer)
+    if report is not None and progress:
+        print(report)
     return RunResult(True, trainer.history, test, out, trainer)
 
 
@@ -368,7 +387,9 @@ def run_train(given: dict[str, Any]) -> int:
     ``--resume`` takes everything else from the checkpoint's own config."""
     resume = given.pop("resume", None)
     overwrite = bool(given.pop("overwrite", False))
+    comm = None
     try:
+        comm, model_parallel = world_if_asked(given)
         state = None
         if resume is not None:  # read once: its config here, the rest in train()
             state = RunState.load(resume)
@@ -378,15 +399,26 @@ def run_train(given: dict[str, Any]) -> int:
         else:
             config = TrainConfig(**given)
             config.out = config.out or default_out(config)
-        result = train(config, resume=state, overwrite=overwrite, resumed_from=resume)
-    except (BackendUnavailableError, ValueError, FileNotFoundError) as error:
-        print(f"train: {error}", file=sys.stderr)
+        result = train(
+            config,
+            resume=state,
+            overwrite=overwrite,
+            resumed_from=resume,
+            comm=comm,
+            model_parallel=model_parallel,
+        )
+    except RUN_ERRORS as error:
+        report_failure(comm, "train", error)  # on one rank of several: ends them all
         return 2
     except KeyboardInterrupt:  # the second Ctrl-C: the user asked not to wait for a save
+        if comm is not None and comm.size > 1:  # the other ranks would wait --mpi-timeout
+            comm.abort(f"train: rank {comm.rank}: aborted without saving", 130)
         print("train: aborted without saving", file=sys.stderr)
         return 130
     if not result.completed:
         return 128 + (result.trainer.stop_signal or 2)  # the shell's code for "stopped by it"
+    if comm is not None and not comm.is_root:
+        return 0
     test = result.test
     views = "multi-view" if config.ten_view else "centre crop"
     print(

@@ -51,6 +51,10 @@ class Trainer:
 
     ``step`` defaults to ``step.train_step``; the CUDA backend passes its own, with ``sync``
     copying parameters and velocities back to the host before evaluation or a checkpoint.
+    A data-parallel rank (``distributed.data_parallel``) passes its ``step``, its ``validate``
+    (its rows of the split, the sums all-reduced) and ``agree_to_stop`` (a stop asked on any
+    rank stops every rank after the same step), and ``out`` on rank 0 alone; a model-parallel
+    run uses the subclass ``distributed.model_parallel_trainer.ModelParallelTrainer``.
     With ``out`` set, every epoch writes ``checkpoint.npz``, ``history.json``, ``curves.png``.
     ``step_log`` keeps (loss, error) of every step; ``history`` one record per epoch.
     """
@@ -68,6 +72,8 @@ class Trainer:
     out: Path | None = None
     config: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
+    validate: Callable[..., dict[str, float]] = evaluate  # (model, pre, dataset, **options)
+    agree_to_stop: Callable[[bool], bool] | None = None
 
     def __post_init__(self) -> None:
         if self.out is not None and not self.config:  # its checkpoints could not be read back
@@ -94,8 +100,8 @@ class Trainer:
         with self._ctrl_c_stops():
             while self.epoch < epochs:
                 if not self._run_epoch(epochs):
-                    if self.out is not None:
-                        path = self.save()
+                    # (save gives None on a model-parallel rank that takes part but writes nothing)
+                    if self.out is not None and (path := self.save()) is not None:
                         tqdm.write(f"stopped: saved {path} (resume with --resume {path})")
                     return False
                 self._end_epoch()
@@ -136,6 +142,8 @@ class Trainer:
                     acc=f"{1 - t.errors / t.seen:.3f}",
                     img_s=f"{seen_now / (time.perf_counter() - start):.0f}",
                 )
+                if self.agree_to_stop is not None:
+                    self.stop_requested = self.agree_to_stop(self.stop_requested)
                 if self.stop_requested:
                     return False
         self.images_per_s = seen_now / max(time.perf_counter() - start, 1e-9)
@@ -144,7 +152,7 @@ class Trainer:
     def _end_epoch(self) -> None:
         if self.sync is not None:
             self.sync()
-        val = evaluate(self.model, self.pre, self.val_set)
+        val = self.validate(self.model, self.pre, self.val_set)
         t = self.totals
         record = {
             "epoch": self.epoch + 1,

@@ -47,6 +47,19 @@ def test_twin_agrees_with_our_model(torch):
     assert worst < 1e-4
 
 
+def test_twin_normalises_each_lrn_group_apart(torch):
+    # The paper variant's LRN has groups=2; with alpha = 1 a window crossing the block boundary
+    # would change the logits by O(1), so agreement shows the twin keeps the blocks apart.
+    model = mini_with_strong_lrn()
+    for layer in model.layers.values():
+        if isinstance(layer, LocalResponseNorm):
+            layer.groups = 2
+    assert check_agreement(model, torch_twin(model), batch=3) < 1e-4
+    ungrouped = mini_with_strong_lrn()
+    with pytest.raises(ValueError, match="disagree on logits"):
+        check_agreement(model, torch_twin(ungrouped), batch=3)
+
+
 def test_agreement_check_refuses_a_twin_with_one_weight_changed(torch):
     model = mini_with_strong_lrn()
     twin = torch_twin(model)

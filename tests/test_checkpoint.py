@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 
 import numpy as np
@@ -15,7 +16,10 @@ from minialexnet.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from minialexnet.data import Preprocessor
+from minialexnet.safe_npz import read_npz
 from minialexnet.train import TrainConfig
+from minialexnet.weights_file import WeightsState
 
 
 def small_checkpoint(value: float = 1.0) -> Checkpoint:
@@ -135,3 +139,121 @@ def test_a_checkpoint_that_is_not_a_run_is_refused_by_name(tmp_path):
     path = save_checkpoint(tmp_path / "other.npz", small_checkpoint())
     with pytest.raises(ValueError, match=r"other\.npz: not a training run's checkpoint"):
         RunState.load(path)
+
+
+# ----------------------------------------------------------------------------------------
+# Weights-only checkpoints (weights_file) and the preprocessor's std
+# ----------------------------------------------------------------------------------------
+def small_weights() -> WeightsState:
+    params = small_checkpoint().params
+    return WeightsState(
+        params=params,
+        config={
+            "dataset": "imagenet",
+            "variant": "torchvision",
+            "seed": 0,
+            "dropout": 0.5,
+            "activation": "relu",
+            "lrn": False,
+            "pool": [3, 2],
+        },
+        classes=["tench", "goldfish"],
+        wnids=["n01440764", "n01443537"],
+        preprocess={"size": 8, "crop": 6, "random_crop": False, "flip": True, "pca_sigma": 0.1},
+        preprocess_arrays={
+            "mean": np.full((3, 1, 1), 0.5, dtype=np.float32),
+            "std": np.full((3, 1, 1), 0.25, dtype=np.float32),
+        },
+        source={"file": "w.pth", "sha256": "ab" * 32},
+    )
+
+
+def test_a_weights_file_round_trips_without_velocities(tmp_path):
+    weights = small_weights()
+    path = weights.save(tmp_path / "w.npz")
+    np.testing.assert_equal(vars(WeightsState.load(path)), vars(weights))
+    with np.load(path, allow_pickle=False) as archive:
+        assert not [name for name in archive.files if name.startswith("velocity/")]
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda m, d: m.pop("wnids"), r"missing fields \['wnids'\]"),
+        (lambda m, d: m.update(epoch=3), r"unexpected fields \['epoch'\]"),
+        (lambda m, d: m.update(wnids=["n01440764", "tench"]), r"field 'wnids' has an invalid"),
+        (lambda m, d: m.update(wnids=["n01440764"]), r"1 WordNet ids for 2 classes"),
+        (lambda m, d: m["config"].pop("pool"), r"field 'config' has an invalid value"),
+        (lambda m, d: m["source"].update(sha256="xyz"), r"field 'source' has an invalid"),
+        (lambda m, d: d.update(order=np.arange(3)), r"unexpected arrays \['data/order'\]"),
+        (
+            lambda m, d: d.update(std=np.ones(3, np.float32)),
+            r"data/std: expected positive finite float \(3, 1, 1\), got float32 \(3,\)",
+        ),
+    ],
+)
+def test_a_damaged_weights_file_is_refused_naming_the_file_and_field(tmp_path, damage, message):
+    weights = small_weights()
+    meta = {k: v for k, v in vars(weights).items() if k not in ("params", "preprocess_arrays")}
+    data = dict(weights.preprocess_arrays)
+    damage(meta, data)
+    path = save_checkpoint(
+        tmp_path / "w.npz", Checkpoint(weights.params, {}, data, {"kind": "weights", **meta})
+    )
+    with pytest.raises(ValueError, match=r"w\.npz: not a valid weights file \(.*" + message):
+        WeightsState.load(path)
+
+
+def test_the_two_kinds_refuse_each_other_and_old_runs_are_runs(tmp_path):
+    run = small_run_state().save(tmp_path / "run.npz")
+    with pytest.raises(ValueError, match=r"run\.npz: a training run's checkpoint, not a weights"):
+        WeightsState.load(run)
+    weights = small_weights().save(tmp_path / "weights.npz")
+    with pytest.raises(ValueError, match=r"weights\.npz: weights only, not a run checkpoint"):
+        RunState.load(weights)
+    old = load_checkpoint(run)  # as written before the kind was kept: no "kind" field
+    old.meta = {k: v for k, v in old.meta.items() if k not in ("format", "kind")}
+    assert RunState.load(save_checkpoint(tmp_path / "old.npz", old)).epoch == 1
+    odd = Checkpoint(old.params, {}, old.data, {**old.meta, "kind": "model"})
+    with pytest.raises(ValueError, match=r"kind must be one of \('run', 'weights'\), got 'model'"):
+        save_checkpoint(tmp_path / "odd.npz", odd)
+    velocities = Checkpoint(old.params, old.velocities, {}, {"kind": "weights"})
+    with pytest.raises(ValueError, match=r"a weights checkpoint has no velocities"):
+        save_checkpoint(tmp_path / "odd.npz", velocities)
+
+
+def test_the_preprocessor_std_is_saved_and_a_checkpoint_without_it_divides_by_nothing(tmp_path):
+    state = small_run_state()
+    images = np.full((1, 3, 37, 37), 51, dtype=np.uint8)  # 0.2 in [0, 1] units
+    plain = Preprocessor.from_saved(
+        RunState.load(state.save(tmp_path / "a.npz")).preprocess_arrays, state.preprocess
+    )
+    assert plain.std is None
+    np.testing.assert_allclose(plain.test_batch(images), 0.2 - 0.5, atol=1e-6)
+    state.preprocess_arrays["std"] = np.array([0.1, 0.2, 0.5], np.float32).reshape(3, 1, 1)
+    loaded = RunState.load(state.save(tmp_path / "b.npz"))
+    scaled = Preprocessor.from_saved(loaded.preprocess_arrays, loaded.preprocess)
+    expected = np.array([-3.0, -1.5, -0.6]).reshape(1, 3, 1, 1)  # (0.2 - 0.5) / std
+    np.testing.assert_allclose(
+        scaled.test_batch(images), np.broadcast_to(expected, (1, 3, 32, 32)), atol=1e-5
+    )
+
+
+def rewritten_meta(source, target, **changes):
+    """A copy of checkpoint ``source`` at ``target`` with meta fields changed (as an older
+    version of the code would have written it)."""
+    arrays = read_npz(source)
+    meta = json.loads(str(arrays.pop("meta"))) | changes
+    np.savez(target, meta=np.array(json.dumps(meta)), **arrays)
+    return target
+
+
+def test_format_1_reads_except_a_paper_net_trained_with_lrn_across_the_halves(tmp_path):
+    run = small_run_state().save(tmp_path / "run.npz")
+    assert RunState.load(rewritten_meta(run, tmp_path / "v1.npz", format=1)).epoch == 1
+    config = {**load_checkpoint(run).meta["config"], "variant": "paper"}
+    paper = rewritten_meta(run, tmp_path / "paper-v1.npz", format=1, config=config)
+    with pytest.raises(ValueError, match=r"paper-v1\.npz: a 'paper' checkpoint of format 1"):
+        RunState.load(paper)
+    # the same config in the current format is read (it only fails later, on the shapes)
+    assert load_checkpoint(rewritten_meta(run, tmp_path / "paper-v2.npz", config=config))

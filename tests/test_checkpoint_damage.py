@@ -127,7 +127,7 @@ HAND_EDITS: dict[str, tuple[Callable[[dict], None], str]] = {
     "config seed -1": (set_meta("config", "seed", value=-1), r"field 'config'"),
     "totals a list": (set_meta("totals", value=[1, 2]), r"field 'totals'"),
     "history record cut": (lambda a: a["meta"]["history"][0].pop("val_error"), r"'history'"),
-    "format 2": (set_meta("format", value=2), r"checkpoint format 2, expected 1"),
+    "format 3": (set_meta("format", value=3), r"checkpoint format 3, expected 2"),
     "meta not an object": (lambda a: a.__setitem__("meta", [1, 2]), r"a JSON list"),
     "velocity of another shape": (
         set_array("velocity/conv1.b", lambda v: v[:-1]),

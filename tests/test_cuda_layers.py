@@ -123,6 +123,13 @@ def test_lrn_matches_numpy(convention):
     compare_twin(layer, LocalResponseNormCuda(layer, (7, 2, 3)), 2 * images((2, 7, 2, 3)))
 
 
+def test_lrn_groups_match_numpy():
+    # groups=2 (the paper's two GPUs): 8 channels in blocks of 4 with a window of 5, so every
+    # window near the block boundary must stop at it, forward and backward.
+    layer = LocalResponseNorm(size=5, alpha=0.3, beta=0.75, k=2.0, groups=2)
+    compare_twin(layer, LocalResponseNormCuda(layer, (8, 2, 3)), 2 * images((2, 8, 2, 3)))
+
+
 def test_flatten_matches_numpy():
     compare_twin(Flatten(), FlattenCuda(Flatten(), (3, 2, 5)), images((4, 3, 2, 5)))
 

@@ -6,11 +6,13 @@ import hashlib
 import http.server
 import importlib.util
 import io
+import json
 import sys
 import tarfile
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 FETCH_PATH = Path(__file__).resolve().parents[1] / "data" / "fetch.py"
@@ -173,3 +175,116 @@ def test_the_leftovers_of_a_killed_fetch_are_removed(tmp_path):
     finally:
         alive.kill()
         alive.wait()
+
+
+# ---- the alexnet weights: one file, checked by the SHA-256 prefix in its name -------------
+
+
+def weights_file(root: Path, content: bytes, prefix: str | None = None) -> str:
+    """Write ``content`` as ``toy-<prefix>.pth`` in ``root`` (by default the true prefix of
+    its SHA-256); return the file name."""
+    prefix = prefix or hashlib.sha256(content).hexdigest()[:8]
+    (root / f"toy-{prefix}.pth").write_bytes(content)
+    return f"toy-{prefix}.pth"
+
+
+def write_converted(npz: Path, sha256: str) -> None:
+    """A stand-in converted checkpoint: only its meta, recording the source's digest."""
+    meta = {"format": 1, "kind": "weights", "source": {"file": "x.pth", "sha256": sha256}}
+    np.savez(npz, meta=np.array(json.dumps(meta)))
+
+
+@pytest.fixture
+def conversions(monkeypatch):
+    """Replace the convert step (a child process of the package) by one that records its
+    arguments and writes a stand-in checkpoint."""
+    calls = []
+
+    def convert(pth, npz):
+        calls.append((pth, npz))
+        write_converted(npz, hashlib.sha256(pth.read_bytes()).hexdigest())
+
+    monkeypatch.setattr(fetch_module, "convert", convert)
+    return calls
+
+
+def test_weights_are_downloaded_checked_renamed_and_converted(server, tmp_path, conversions):
+    root, url = server
+    name = weights_file(root, b"\x80\x02weights" * 1000)
+    dest = tmp_path / "data"
+    weights = fetch_module.Weights(f"{url}/{name}", "toy.npz")
+    assert fetch_module.fetch_weights("toy", dest, weights=weights) == dest / "toy.npz"
+    assert (dest / name).read_bytes() == (root / name).read_bytes()
+    assert conversions == [(dest / name, dest / "toy.npz")]
+    assert sorted(p.name for p in dest.iterdir()) == [name, "toy.npz"]  # no temporary left
+    # a good copy is not downloaded again (this URL would fail), but is converted again
+    (dest / "toy.npz").unlink()
+    gone = fetch_module.Weights(f"http://127.0.0.1:9/{name}", "toy.npz")
+    fetch_module.fetch_weights("toy", dest, weights=gone)
+    assert conversions[1] == (dest / name, dest / "toy.npz")
+    fetch_module.fetch_weights("toy", dest, weights=gone)  # both there: nothing to do
+    assert len(conversions) == 2
+
+
+def test_an_existing_checkpoint_not_converted_from_the_weights_is_refused(tmp_path, conversions):
+    name = weights_file(tmp_path, b"\x80\x02weights")
+    weights = fetch_module.Weights((tmp_path / name).as_uri(), "toy.npz")
+    dest = tmp_path / "data"
+    dest.mkdir()
+    for what, write in {
+        "another source": lambda npz: write_converted(npz, "f" * 64),
+        "no checkpoint": lambda npz: npz.write_bytes(b"converted"),
+    }.items():
+        write(dest / "toy.npz")
+        with pytest.raises(ValueError, match=r"records no conversion of toy-.* \(rm "):
+            fetch_module.fetch_weights("toy", dest, weights=weights)
+        assert conversions == [], what
+    assert fetch_module.recorded_sha256(dest / "toy.npz") is None
+    write_converted(dest / "toy.npz", "ab" * 32)
+    assert fetch_module.recorded_sha256(dest / "toy.npz") == "ab" * 32
+
+
+def test_weights_whose_hash_does_not_match_their_name_are_not_kept(tmp_path, conversions):
+    name = weights_file(tmp_path, b"some other file", prefix="0badf00d")
+    dest = tmp_path / "data"
+    weights = fetch_module.Weights((tmp_path / name).as_uri(), "toy.npz")
+    with pytest.raises(ValueError, match=r"sha256 is [0-9a-f]{64}, which does not start with 0b"):
+        fetch_module.fetch_weights("toy", dest, weights=weights)
+    assert list(dest.iterdir()) == [] and conversions == []
+    # a damaged copy already in place is refused, and left as it was
+    (dest / name).write_bytes(b"half a download")
+    with pytest.raises(ValueError, match=r"exists, but its sha256 .* remove it \(rm "):
+        fetch_module.fetch_weights("toy", dest, weights=weights)
+    assert (dest / name).read_bytes() == b"half a download"
+
+
+def test_the_hash_prefix_is_the_eight_hex_digits_ending_the_name():
+    assert fetch_module.hash_prefix(fetch_module.WEIGHTS["alexnet"].url) == "7be5be79"
+    assert fetch_module.WEIGHTS["alexnet"].url.startswith("https://download.pytorch.org/")
+    for url in [
+        "x/alexnet.pth",
+        "x/alexnet-7BE5BE79.pth",
+        "x/alexnet-7be5be7.pth",
+        "x/a-7be5be79.pt",
+    ]:
+        with pytest.raises(ValueError, match=r"does not end in -<8 hex digits>\.pth"):
+            fetch_module.hash_prefix(url)
+
+
+def test_a_failed_conversion_keeps_the_download_and_says_what_to_run(tmp_path):
+    pth, npz = tmp_path / "toy-00000000.pth", tmp_path / "toy.npz"
+    pth.write_bytes(b"not a checkpoint")
+    command = f"python -m minialexnet convert {pth} {npz}"
+    with pytest.raises(ValueError, match=rf"failed with exit code [1-9].*run: {command}$"):
+        fetch_module.convert(pth, npz)  # the real child process, refusing this file
+    assert pth.read_bytes() == b"not a checkpoint" and not npz.exists()
+
+
+def test_main_fetches_alexnet_and_reports_failures_in_one_line(tmp_path, capsys, monkeypatch):
+    def unreachable(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(fetch_module, "download", unreachable)
+    assert fetch_module.main(["alexnet", "--dest", str(tmp_path)]) == 1
+    assert capsys.readouterr().err.strip().endswith("fetch alexnet: network is unreachable")
+    assert list(tmp_path.iterdir()) == []

@@ -141,6 +141,24 @@ def test_lrn_equals_the_reference(config, dtype, seed):
     compare(lrn, ref, rand(shape, seed, dtype), seed + 1)
 
 
+@settings(deadline=None, max_examples=20)
+@given(
+    lrn_configs(), st.integers(2, 3), st.sampled_from([np.float64, np.float32]), st.integers(0, 99)
+)
+def test_grouped_lrn_equals_the_reference(config, groups, dtype, seed):
+    one, shape = config
+    args = (one.size, one.alpha, one.beta, one.k, one.convention, groups)
+    x = rand((shape[0], groups * shape[1], *shape[2:]), seed, dtype)
+    compare(fast.LocalResponseNorm(*args), reference.LocalResponseNorm(*args), x, seed + 1)
+
+
+def test_grouped_lrn_refuses_a_partial_block_even_unchecked():
+    # forward_unchecked skips output_shape's check; the kernels would index past channel 4.
+    layer = fast.LocalResponseNorm(groups=2)
+    with pytest.raises(ValueError, match=r"groups=2 must divide the channels, got 5"):
+        layer.forward_unchecked(np.ones((1, 5, 3, 3)))
+
+
 def test_lrn_at_the_papers_constants_equals_the_reference():
     # beta = 0.75 takes the square-root path: check it on AlexNet's 96 channels.
     x = rand((2, 96, 3, 5), 6) * 20  # large enough that the normalization matters

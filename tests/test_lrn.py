@@ -202,3 +202,51 @@ def test_caffe_convention_matches_torch(torch, size, channels):
 def test_bad_constructor_arguments_are_named(kwargs, message):
     with pytest.raises(ValueError, match="^LocalResponseNorm: " + message):
         LocalResponseNorm(**kwargs)
+
+
+# -- groups: blocks of channels normalised apart (the paper's two GPUs, model.py) -----------
+@settings(deadline=None, max_examples=30)
+@given(lrn_configs(), st.integers(2, 3), seeds)
+def test_groups_normalise_each_block_as_a_tensor_of_its_own(cfg, groups, seed):
+    # groups=G on G·C channels: forward and backward equal the groups=1 layer run on each
+    # block of C channels separately (each block's edge truncates the window like the edge).
+    one, shape = cfg
+    layer = LocalResponseNorm(one.size, one.alpha, one.beta, one.k, one.convention, groups)
+    x = random_array((shape[0], groups * shape[1], *shape[2:]), seed) * 3
+    dout = random_array(x.shape, seed + 1)
+    out, dx = layer.forward(x), layer.backward(dout)
+    blocks = np.split(np.arange(x.shape[1]), groups)
+    for block in blocks:
+        np.testing.assert_array_equal(out[:, block], one.forward(x[:, block]))
+        np.testing.assert_array_equal(dx[:, block], one.backward(dout[:, block]))
+
+
+def test_a_channel_at_the_boundary_does_not_see_the_other_half():
+    # 4 channels in 2 groups, window 5, only channels 1 and 2 lit (adjacent, but in different
+    # halves): each is normalised by its own square alone; groups=1 would mix them.
+    x = np.zeros((1, 4, 1, 1))
+    x[0, 1], x[0, 2] = 3.0, 2.0
+    out = LocalResponseNorm(5, 0.5, 0.75, 2.0, groups=2).forward(x)
+    expected = [0.0, 3 / (2 + 0.5 * 9) ** 0.75, 2 / (2 + 0.5 * 4) ** 0.75, 0.0]
+    np.testing.assert_allclose(out[0, :, 0, 0], expected, rtol=1e-14)
+    mixed = LocalResponseNorm(5, 0.5, 0.75, 2.0).forward(x)[0, 1, 0, 0]
+    assert mixed == pytest.approx(3 / (2 + 0.5 * 13) ** 0.75, rel=1e-14)
+
+
+@settings(deadline=None, max_examples=15)
+@given(lrn_configs(), seeds)
+def test_grouped_backward_matches_finite_differences(cfg, seed):
+    one, shape = cfg
+    layer = LocalResponseNorm(one.size, one.alpha, one.beta, one.k, one.convention, groups=2)
+    x = random_array((shape[0], 2 * shape[1], *shape[2:]), seed) * 3
+    report = check_layer(layer, x, eps=3e-5, seed=seed % 1000)  # eps: as the ungrouped check
+    assert report.passed, f"{layer!r} {x.shape}\n{report}"
+
+
+def test_bad_groups_are_named():
+    with pytest.raises(ValueError, match=r"^LocalResponseNorm: groups must be >= 1, got 0"):
+        LocalResponseNorm(groups=0)
+    with pytest.raises(TypeError, match=r"^LocalResponseNorm: groups must be an int, got True"):
+        LocalResponseNorm(groups=True)
+    with pytest.raises(ValueError, match=r"groups=2 must divide the channels, .*\(5, 3, 3\)"):
+        LocalResponseNorm(groups=2).forward(np.ones((1, 5, 3, 3)))

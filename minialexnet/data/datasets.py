@@ -110,15 +110,21 @@ def resize_center_crop(image: Image.Image, size: int) -> np.ndarray:
 
     Bilinear (with Pillow's antialiasing when shrinking). Expects RGB, as ``images.decode_image``
     gives it (transparency over white); another mode is converted as Pillow converts it.
+
+    The arithmetic is torchvision's (``transforms.functional``: ``_compute_resized_output_size``
+    truncates the longer side, ``int(size * long / short)``; ``center_crop`` rounds the offset,
+    ``int(round((side - crop) / 2))``, half to even), so that ``size=256`` followed by
+    ``Preprocessor``'s centre 224 (offset 16, an even shift that commutes with that rounding)
+    is exactly torchvision's ``Resize(256)`` + ``CenterCrop(224)``.
     """
     if image.mode != "RGB":  # convert() would copy an RGB image for nothing
         image = image.convert("RGB")
     w, h = image.size
-    scale = size / min(w, h)
-    new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))
+    short = min(w, h)  # integer division: exactly int(size * long / short) for image sizes
+    new_w, new_h = size * w // short, size * h // short
     if (new_w, new_h) != (w, h):
         image = image.resize((new_w, new_h), Image.Resampling.BILINEAR)
-    left, top = (new_w - size) // 2, (new_h - size) // 2
+    left, top = round((new_w - size) / 2), round((new_h - size) / 2)
     image = image.crop((left, top, left + size, top + size))
     return np.asarray(image, dtype=np.uint8).transpose(2, 0, 1)
 
@@ -262,6 +268,18 @@ def class_folders(split_root: Path) -> list[str]:
     return sorted(p.name for p in split_root.iterdir() if p.is_dir() and p.name[0] != ".")
 
 
+def class_files(class_dir: Path) -> list[Path]:
+    """The sorted image files of one class folder (hidden files excepted); an empty folder is
+    refused: its class would count in the labels while no image of it is read."""
+    members = sorted(p for p in class_dir.iterdir() if p.is_file() and p.name[0] != ".")
+    if not members:
+        raise ValueError(
+            f"{class_dir}: empty class folder (every class folder is a class): add images "
+            f"or remove it"
+        )
+    return members
+
+
 def load_folder_split(
     split_root: Path, folders: list[str], classes: tuple[str, ...], size: int, skip_bad: bool
 ) -> Dataset:
@@ -274,13 +292,7 @@ def load_folder_split(
         class_dir = split_root / folder
         if not class_dir.is_dir():
             raise FileNotFoundError(f"{class_dir}: class folder missing from this split")
-        members = sorted(p for p in class_dir.iterdir() if p.is_file() and p.name[0] != ".")
-        if not members:
-            raise ValueError(
-                f"{class_dir}: empty class folder (every class folder is a class): add images "
-                f"or remove it"
-            )
-        files += [(p, label) for p in members]
+        files += [(p, label) for p in class_files(class_dir)]
     images = np.empty((len(files), 3, size, size), dtype=np.uint8)
     labels = np.empty(len(files), dtype=np.int64)
     kept, skipped = 0, []

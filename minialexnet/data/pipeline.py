@@ -1,11 +1,14 @@
 """From stored uint8 images to the float32 batches a network eats, and the order it eats them in.
 
-    x = crop(image / 255 + colour shift − mean)        (N, 3, crop, crop) float32, flipped or not
+    x = crop(image / 255 + colour shift − mean) / std   (N, 3, crop, crop) float32, flipped or not
 
 ``mean`` is computed on the training split only [P §2: "subtracting the mean activity over the
 training set from each pixel"]: per pixel (3, S, S), as the paper, or per channel (3, 1, 1).
 It is subtracted before cropping, so each crop loses the mean of the very pixels it holds.
-The preprocessor's arrays (mean, PCA basis) go into checkpoints, so ``evaluate`` and
+``std`` (3, 1, 1) is optional: a network trained elsewhere may expect its inputs divided by
+per-channel standard deviations too (torchvision's ImageNet models: ``pretrained``); the
+networks trained here use none.
+The preprocessor's arrays (mean, PCA basis, std) go into checkpoints, so ``evaluate`` and
 ``predict`` prepare images exactly as training did.
 """
 
@@ -41,6 +44,19 @@ def dataset_mean(images: np.ndarray, mode: str = "pixel") -> np.ndarray:
     return mean.astype(np.float32)
 
 
+def std_problem(std: object) -> str | None:
+    """What is wrong with a preprocessor's ``std`` (None: nothing, or no std), in words."""
+    if std is None or (
+        isinstance(std, np.ndarray)
+        and std.shape == (3, 1, 1)
+        and std.dtype.kind == "f"
+        and np.all(np.isfinite(std) & (std > 0))
+    ):
+        return None
+    shown = f"{std.dtype} {std.shape}" if isinstance(std, np.ndarray) else repr(std)
+    return f"positive finite float (3, 1, 1), got {shown}"
+
+
 @dataclass
 class Preprocessor:
     """Turns uint8 image batches into float32 network input, with or without augmentation.
@@ -50,6 +66,8 @@ class Preprocessor:
     crop     the network's input size (<= S)
     random_crop, flip    training-time crops at random offsets / random mirroring
     pca_eigvals (3,), pca_eigvecs (3, 3), pca_sigma    colour augmentation when eigvals is set
+    std      None, or (3, 1, 1) float32 > 0: each channel divided by it after the mean (and
+             the colour shift, which is in the same [0, 1] units) is applied
     """
 
     size: int
@@ -60,6 +78,12 @@ class Preprocessor:
     pca_eigvals: np.ndarray | None = None
     pca_eigvecs: np.ndarray | None = None
     pca_sigma: float = 0.1
+    std: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        problem = std_problem(self.std)
+        if problem:
+            raise ValueError(f"Preprocessor: std must be None or {problem}")
 
     @classmethod
     def fit(
@@ -101,7 +125,8 @@ class Preprocessor:
                 f"Preprocessor: images must be uint8 (N, 3, {self.size}, {self.size}), got "
                 f"{images.dtype} {images.shape}"
             )
-        return images.astype(np.float32) * np.float32(1 / 255) - self.mean
+        x = images.astype(np.float32) * np.float32(1 / 255) - self.mean
+        return x if self.std is None else x / self.std
 
     def train_batch(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """(N, 3, S, S) uint8 -> (N, 3, crop, crop) float32 with this pass's random draws.
@@ -119,7 +144,8 @@ class Preprocessor:
             flip_some(x, rng.random(n) < 0.5)
         if self.pca_eigvals is not None:
             shifts = pca_color_shifts(n, self.pca_eigvals, self.pca_eigvecs, rng, self.pca_sigma)
-            x += shifts.astype(np.float32)[:, :, None, None]
+            shifts = shifts.astype(np.float32)[:, :, None, None]
+            x += shifts if self.std is None else shifts / self.std
         return x
 
     def test_batch(self, images: np.ndarray) -> np.ndarray:
@@ -139,6 +165,8 @@ class Preprocessor:
         out = {"mean": self.mean}
         if self.pca_eigvals is not None:
             out |= {"pca_eigvals": self.pca_eigvals, "pca_eigvecs": self.pca_eigvecs}
+        if self.std is not None:
+            out["std"] = self.std
         return out
 
     def settings(self) -> dict[str, object]:
@@ -152,6 +180,9 @@ class Preprocessor:
 
     @classmethod
     def from_saved(cls, arrays: dict[str, np.ndarray], settings: dict) -> Preprocessor:
+        """The preprocessor ``arrays()`` and ``settings()`` describe (a checkpoint without
+        ``std``, as every one before it was kept, divides by nothing)."""
+        std = arrays.get("std")
         return cls(
             int(settings["size"]),
             arrays["mean"].astype(np.float32),
@@ -161,6 +192,7 @@ class Preprocessor:
             arrays.get("pca_eigvals"),
             arrays.get("pca_eigvecs"),
             float(settings["pca_sigma"]),
+            None if std is None else std.astype(np.float32),
         )
 
 

@@ -23,6 +23,14 @@ The second term is the same windowed channel sum as the forward's, applied to g 
     dL/dx = g * s**-beta  -  2 * a * beta * x * window_sum(g * out / s).
 ``minialexnet/fast/lrn.py`` is the tuned engine.
 Expected gradient-check relative error in float64: below 1e-7.
+
+``groups=G`` splits the C channels into G blocks of C/G and normalises each block on its own:
+the window is truncated at the block's edges as at the tensor's, so no channel sees another
+block's. That is the paper's two-GPU net (``groups=2``): each GPU normalised the maps it held
+(48 of conv1's 96, 128 of conv2's 256), since its GPUs communicated only into conv3 and the
+fully connected layers [P §3.2]; cuda-convnet2's two-GPU model-parallel ImageNet net states it
+(``layers/layers-imagenet-2gpu-model.cfg``: one ``cmrnorm`` layer per GPU, ``channels=48``).
+Caffe's ``bvlc_alexnet`` (one LRN over all 96 maps) crosses the boundary: ``groups=1``.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from typing import Literal
 
 import numpy as np
 
-from .base import Layer, check_positive_int, check_real
+from .base import Layer, Shape, check_positive_int, check_real
 
 Convention = Literal["paper", "caffe"]
 
@@ -83,9 +91,11 @@ def lrn_backward(
 
 
 class LocalResponseNorm(Layer):
-    """LRN across channels with window ``size`` (odd), ``alpha``, ``beta``, ``k``, ``convention``.
+    """LRN across channels with window ``size`` (odd), ``alpha``, ``beta``, ``k``, ``convention``
+    and ``groups`` (blocks of channels normalised apart: the module docstring).
 
-    Defaults are the paper's: size=5, alpha=1e-4, beta=0.75, k=2, convention="paper".
+    Defaults are the paper's formula: size=5, alpha=1e-4, beta=0.75, k=2, convention="paper",
+    groups=1 (``build_alexnet("paper")`` passes groups=2, as the paper's two GPUs did).
     For PyTorch/Caffe behaviour pass ``convention="caffe"`` (and k=1 for their default).
     """
 
@@ -96,8 +106,10 @@ class LocalResponseNorm(Layer):
         beta: float = 0.75,
         k: float = 2.0,
         convention: Convention = "paper",
+        groups: int = 1,
     ) -> None:
         super().__init__()
+        self.groups = check_positive_int(self.name, "groups", groups)
         self.size = check_positive_int(self.name, "size", size)
         if self.size % 2 == 0:
             # An even window has no centre channel; the paper's formula is written for odd n.
@@ -121,17 +133,42 @@ class LocalResponseNorm(Layer):
         """The ``a`` that multiplies the window sum: alpha, or alpha / size under "caffe"."""
         return self.alpha if self.convention == "paper" else self.alpha / self.size
 
+    def output_shape(self, in_shape: Shape) -> Shape:
+        self.check_rank(in_shape)
+        if in_shape[0] % self.groups:
+            raise ValueError(
+                f"{self.name}: groups={self.groups} must divide the channels, got per-image "
+                f"shape {tuple(in_shape)}"
+            )
+        return in_shape
+
     def _forward(self, x: np.ndarray) -> np.ndarray:
-        out, s = lrn_forward(x, self.size, self.k, self.effective_alpha, self.beta)
+        # Each block of channels is normalised as if it were the whole tensor (its own edges).
+        parts = [
+            lrn_forward(block, self.size, self.k, self.effective_alpha, self.beta)
+            for block in self._blocks(x)
+        ]
+        out = self._join([part_out for part_out, _ in parts])
+        s = self._join([part_s for _, part_s in parts])
         self._cache = (x, out, s)
         return out
 
     def _backward(self, dout: np.ndarray) -> np.ndarray:
         x, out, s = self._cache
-        return lrn_backward(dout, x, out, s, self.size, self.effective_alpha, self.beta)
+        blocks = zip(*(self._blocks(a) for a in (dout, x, out, s)), strict=True)
+        a, n, beta = self.effective_alpha, self.size, self.beta
+        return self._join([lrn_backward(g, xb, ob, sb, n, a, beta) for g, xb, ob, sb in blocks])
+
+    def _blocks(self, a: np.ndarray) -> list[np.ndarray]:
+        """``a`` (N, C, H, W) as ``groups`` views of C / groups consecutive channels."""
+        return np.split(a, self.groups, axis=1)
+
+    def _join(self, blocks: list[np.ndarray]) -> np.ndarray:
+        """The inverse of ``_blocks`` (no copy for one group)."""
+        return blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1)
 
     def __repr__(self) -> str:
         return (
             f"LocalResponseNorm(size={self.size}, alpha={self.alpha}, beta={self.beta}, "
-            f"k={self.k}, convention={self.convention!r})"
+            f"k={self.k}, convention={self.convention!r}, groups={self.groups})"
         )

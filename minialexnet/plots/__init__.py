@@ -2,7 +2,7 @@
 
 Each lesson's own figures are in a module of this package named for its topic
 (``why``: lesson 00, ``accounting``: 01, ``gradcheck``: 02, ``activations``: 03, ``dropout``: 04,
-``lrn``: 05, ``augment``: 06, ``kernels``: 07).
+``lrn``: 05, ``augment``: 06, ``kernels``: 07, ``real``: 10, ``parallel``: 11).
 
 Figures are written as PNG with matplotlib's Agg backend (no screen needed) to the folder named
 by the environment variable ``MINIALEXNET_FIGURES``, or ``figures/`` in the current working
