@@ -281,10 +281,13 @@ def test_an_open_mpi_launch_of_the_mpich_build_is_refused_before_anything_is_wri
         env=env,
     )
     assert done.returncode == 2
-    assert done.stderr.startswith(
+    # mpi4py itself may warn first ("suspicious MPI execution environment"); ours is one line
+    ours = [line for line in done.stderr.splitlines() if line.startswith("train:")]
+    assert len(ours) == 1
+    assert ours[0].startswith(
         "train: mpiexec started 2 processes (OMPI_COMM_WORLD_SIZE), but MPI sees a world of 1"
     )
-    assert len(done.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in done.stderr
     assert not out.exists()
 
 
