@@ -47,7 +47,54 @@ from .layers import Layer
 from .layers.base import Shape, check_array, check_float_dtype, check_positive_int, check_real
 
 
-class Sequential:
+class LayerStack:
+    """What a network of named layers does the same way however its forward runs: train/eval
+    modes, ``no_grad``, and parameters and gradients named ``"<layer>.<param>"``. ``Sequential``
+    and the model-parallel split (``distributed.model_parallel``) both build on it; ``layers``
+    is set by the subclass."""
+
+    layers: dict[str, Layer]
+
+    @contextlib.contextmanager
+    def no_grad(self) -> Iterator[Any]:
+        """Inference only, inside the ``with`` block: layers may keep nothing for a backward
+        (the fast engine then holds only the activations in flight), and ``backward`` after
+        such a forward raises. Does not change train/eval mode: call ``eval()`` as well."""
+        for layer in self.layers.values():
+            layer.grad_enabled = False
+        try:
+            yield self
+        finally:
+            for layer in self.layers.values():
+                layer.grad_enabled = True
+
+    def params(self) -> dict[str, np.ndarray]:
+        """Every parameter by name, e.g. ``"conv1.W"``: the arrays themselves, not copies."""
+        return {
+            f"{ln}.{pn}": p for ln, layer in self.layers.items() for pn, p in layer.params.items()
+        }
+
+    def grads(self) -> dict[str, np.ndarray]:
+        """Every gradient from the last backward, keyed like ``params()``."""
+        return {
+            f"{ln}.{pn}": g for ln, layer in self.layers.items() for pn, g in layer.grads.items()
+        }
+
+    def num_params(self) -> int:
+        return sum(layer.num_params() for layer in self.layers.values())
+
+    def train(self) -> Any:
+        for layer in self.layers.values():
+            layer.train()
+        return self
+
+    def eval(self) -> Any:
+        for layer in self.layers.values():
+            layer.eval()
+        return self
+
+
+class Sequential(LayerStack):
     """Layers applied in order, addressable by name; parameters named ``"<layer>.<param>"``.
 
     The constructor runs ``output_shape`` through every layer, so a network whose layers do not
@@ -125,35 +172,7 @@ class Sequential:
             if after_layer is not None:
                 after_layer(name, layer)
 
-    @contextlib.contextmanager
-    def no_grad(self) -> Iterator[Sequential]:
-        """Inference only, inside the ``with`` block: layers may keep nothing for a backward
-        (the fast engine then holds only the activations in flight), and ``backward`` after
-        such a forward raises. Does not change train/eval mode: call ``eval()`` as well."""
-        for layer in self.layers.values():
-            layer.grad_enabled = False
-        try:
-            yield self
-        finally:
-            for layer in self.layers.values():
-                layer.grad_enabled = True
-
     # -- parameters ---------------------------------------------------------------------
-    def params(self) -> dict[str, np.ndarray]:
-        """Every parameter by name, e.g. ``"conv1.W"``: the arrays themselves, not copies."""
-        return {
-            f"{ln}.{pn}": p for ln, layer in self.layers.items() for pn, p in layer.params.items()
-        }
-
-    def grads(self) -> dict[str, np.ndarray]:
-        """Every gradient from the last backward, keyed like ``params()``."""
-        return {
-            f"{ln}.{pn}": g for ln, layer in self.layers.items() for pn, g in layer.grads.items()
-        }
-
-    def num_params(self) -> int:
-        return sum(layer.num_params() for layer in self.layers.values())
-
     @property
     def dtype(self) -> np.dtype:
         """The one dtype of every layer's parameters (float32 for a network without any)."""
@@ -179,16 +198,6 @@ class Sequential:
         dtype = check_float_dtype(self.name, dtype)
         for layer in self.layers.values():
             layer.astype(dtype)
-        return self
-
-    def train(self) -> Sequential:
-        for layer in self.layers.values():
-            layer.train()
-        return self
-
-    def eval(self) -> Sequential:
-        for layer in self.layers.values():
-            layer.eval()
         return self
 
     def __repr__(self) -> str:

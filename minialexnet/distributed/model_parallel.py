@@ -69,8 +69,7 @@ half of the grouped one-process step.)
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -88,7 +87,7 @@ from ..layers import (
     Tanh,
 )
 from ..layers.base import Shape, check_array
-from ..model import Sequential, build_alexnet, engine_layers
+from ..model import LayerStack, Sequential, build_alexnet, engine_layers
 from ..optim import initialize
 from .halves import gather_halves, scatter_halves
 from .split_steps import ActivationExchange, DropoutHalf, LayerStep
@@ -98,7 +97,7 @@ RANKS = 2  # the paper's two GPUs
 PER_CHANNEL = (ReLU, Tanh, Sigmoid, MaxPool2d, Flatten)
 
 
-class ModelParallelNet:
+class ModelParallelNet(LayerStack):
     """This rank's half of an AlexNet split over two MPI ranks as the paper's two GPUs split it
     (module docstring). Every rank calls every method with the same arguments (the same
     batch, the same logits' gradient): the exchanges are collectives.
@@ -301,45 +300,6 @@ class ModelParallelNet:
     def exchange_seconds(self) -> dict[str, float]:
         """Per exchange: seconds in its collectives (waiting for the other rank included)."""
         return {e.into: e.seconds for e in self.exchanges}
-
-    # -- modes ---------------------------------------------------------------------------
-    def train(self) -> ModelParallelNet:
-        for layer in self.layers.values():
-            layer.train()
-        return self
-
-    def eval(self) -> ModelParallelNet:
-        for layer in self.layers.values():
-            layer.eval()
-        return self
-
-    @contextlib.contextmanager
-    def no_grad(self) -> Iterator[ModelParallelNet]:
-        """As ``Sequential.no_grad``: forwards inside keep nothing for a backward."""
-        for layer in self.layers.values():
-            layer.grad_enabled = False
-        try:
-            yield self
-        finally:
-            for layer in self.layers.values():
-                layer.grad_enabled = True
-
-    # -- parameters ----------------------------------------------------------------------
-    def params(self) -> dict[str, np.ndarray]:
-        """This rank's halves by the full net's names: the arrays themselves, not copies."""
-        return {
-            f"{ln}.{pn}": p for ln, layer in self.layers.items() for pn, p in layer.params.items()
-        }
-
-    def grads(self) -> dict[str, np.ndarray]:
-        """This rank's gradients from the last backward, keyed like ``params()``."""
-        return {
-            f"{ln}.{pn}": g for ln, layer in self.layers.items() for pn, g in layer.grads.items()
-        }
-
-    def num_params(self) -> int:
-        """This rank's parameters (half of the full net's)."""
-        return sum(p.size for p in self.params().values())
 
     @property
     def dtype(self) -> np.dtype:
