@@ -48,6 +48,7 @@ def save_figure(
     folder: str | Path | None = None,
     *,
     announce: bool | None = None,
+    dpi: int = 120,
 ) -> Path:
     """Save ``fig`` as ``<folder>/<name>.png`` (default ``figures_dir()``), close it, return
     the path. Written atomically, like every output: a run killed while drawing its curves
@@ -55,11 +56,12 @@ def save_figure(
 
     ``announce`` prints ``saved <path>``; by default only figures that go to ``figures_dir()``
     are announced — the lessons' figures, so a reader knows where to look — while a caller that
-    names its own folder (the trainer rewriting ``curves.png`` every epoch) stays quiet."""
+    names its own folder (the trainer rewriting ``curves.png`` every epoch) stays quiet. ``dpi``
+    below 120 keeps a figure of many photographs under ~2 MB."""
     if folder is not None:
         Path(folder).mkdir(parents=True, exist_ok=True)
     path = (figures_dir() if folder is None else Path(folder)) / f"{name}.png"
-    atomic_write(path, lambda file: fig.savefig(file, format="png", dpi=120, bbox_inches="tight"))
+    atomic_write(path, lambda file: fig.savefig(file, format="png", dpi=dpi, bbox_inches="tight"))
     plt.close(fig)
     if announce is None:
         announce = folder is None
